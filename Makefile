@@ -1,0 +1,74 @@
+# encryptiond: every entry point of the project. `make help` lists them.
+#
+# Tools (buf, the protoc plugins, grpcurl, ghz) are pinned in tools/go.mod and
+# run with `go tool`, so a machine with only Go can run every target; the
+# first run builds them (buf takes a few minutes), later runs use the cache.
+
+GO        ?= go
+TOOL      := $(GO) tool -modfile=tools/go.mod
+BUF       := $(TOOL) buf
+PROTODEPS := .build/protodeps
+# google/api/{annotations,http}.proto come from this module's third_party
+# copy of googleapis; the openapiv2 options from grpc-gateway/v2 as pinned in
+# go.mod. Nothing third-party is committed.
+GATEWAY_V1 := github.com/grpc-ecosystem/grpc-gateway@v1.16.0
+GATEWAY_V2 := github.com/grpc-ecosystem/grpc-gateway/v2
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## Start encryptiond on its embedded Atlas emulator (gRPC :9090, REST :8080).
+	$(GO) run ./cmd/encryptiond -dev
+
+.PHONY: test
+test: ## Run every test with the race detector.
+	$(GO) test -race -shuffle=on -count=1 ./...
+
+.PHONY: build
+build: ## Build the binaries into bin/.
+	$(GO) build -o bin/ ./cmd/...
+
+.PHONY: protodeps
+protodeps: ## Copy the imported third-party .proto files from Go modules into .build/.
+	@rm -rf $(PROTODEPS)
+	@mkdir -p $(PROTODEPS)/google/api $(PROTODEPS)/protoc-gen-openapiv2/options
+	@gw1=$$($(GO) mod download -json $(GATEWAY_V1) | grep '"Dir"' | cut -d'"' -f4) && \
+	  test -n "$$gw1" && \
+	  cp $$gw1/third_party/googleapis/google/api/annotations.proto \
+	     $$gw1/third_party/googleapis/google/api/http.proto $(PROTODEPS)/google/api/
+	@gw2=$$($(GO) list -m -f '{{.Dir}}' $(GATEWAY_V2)) && \
+	  test -n "$$gw2" && \
+	  cp $$gw2/protoc-gen-openapiv2/options/annotations.proto \
+	     $$gw2/protoc-gen-openapiv2/options/openapiv2.proto $(PROTODEPS)/protoc-gen-openapiv2/options/
+	@chmod -R u+w $(PROTODEPS)
+
+.PHONY: generate
+generate: protodeps ## Regenerate gen/ from proto/.
+	$(BUF) generate
+	$(GO) -C tools run ./openapi-params ../gen/openapiv2/encryptiond.swagger.json
+
+.PHONY: check-generate
+check-generate: generate ## Regenerate and fail if gen/ differs from what is committed.
+	@git add -N gen && git diff --exit-code --stat -- gen || \
+	  (echo "gen/ is stale: run 'make generate' and commit the result" >&2; exit 1)
+
+.PHONY: lint
+lint: protodeps ## buf lint, buf format, gofmt and go vet.
+	$(BUF) lint proto
+	$(BUF) format -d --exit-code proto
+	@out=$$(gofmt -l $$(git ls-files '*.go' ; git ls-files --others --exclude-standard '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) -C tools vet ./protoc-gen-go-source ./openapi-params
+
+.PHONY: breaking
+breaking: protodeps ## Check proto/ for breaking changes against main.
+	$(BUF) breaking proto --against '.git#branch=main,subdir=proto'
+
+.PHONY: clean
+clean: ## Remove build output.
+	rm -rf bin .build
