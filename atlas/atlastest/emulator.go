@@ -1,0 +1,627 @@
+package atlastest
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/icholy/digest"
+
+	"github.com/encryptiond/encryptiond/atlas"
+)
+
+// Realm is the digest realm Atlas uses.
+const Realm = "MMS Public API"
+
+// The media types the emulator speaks.
+const (
+	MediaTypeV2   = "application/vnd.atlas.2023-01-01+json"
+	MediaTypeJSON = "application/json"
+)
+
+// Provider names, as used by SetKeyValid and SetProviderInUse: the JSON
+// names of the provider documents.
+const (
+	ProviderAWS   = "awsKms"
+	ProviderAzure = "azureKeyVault"
+	ProviderGCP   = "googleCloudKms"
+)
+
+// maxRequestBody bounds a PATCH body the emulator reads.
+const maxRequestBody = 1 << 20
+
+// maxTokens is Atlas's limit of live access tokens per service account.
+const maxTokens = 100
+
+var groupIDPattern = regexp.MustCompile(`^[a-f0-9]{24}$`)
+
+// EmulatorConfig configures an Emulator. The zero value accepts no
+// credentials at all; set a key pair, a service account, or both.
+type EmulatorConfig struct {
+	// PublicKey and PrivateKey are the programmatic API key accepted with
+	// HTTP Digest. Digest auth is refused when PublicKey is empty.
+	PublicKey, PrivateKey string
+	// ClientID and ClientSecret are the service account accepted at
+	// POST /api/oauth/token. The token endpoint refuses everything when
+	// ClientID is empty.
+	ClientID, ClientSecret string
+	// AutoCreateGroups makes every well-formed group id exist; otherwise only
+	// ids given to AddGroup do, and others get 404 GROUP_NOT_FOUND.
+	AutoCreateGroups bool
+	// NonceLifetime is how long an issued digest nonce stays valid; a request
+	// with an older nonce gets 401 with stale=true. 0 means nonces never
+	// expire (ExpireNonces still expires them).
+	NonceLifetime time.Duration
+	// StrictNonceCount refuses, with 401 stale=true, a request whose nonce
+	// count (nc) is not greater than every count already seen with its nonce,
+	// as a server strict about replays would.
+	StrictNonceCount bool
+	// TokenLifetime is the lifetime of issued access tokens, announced as
+	// expires_in (whole seconds, at least 1). 0 means one hour, as Atlas.
+	TokenLifetime time.Duration
+}
+
+// Emulator is an in-memory MongoDB Atlas serving the encryptionAtRest
+// resource and its authentication. It is an http.Handler; see the package
+// documentation for what it serves. It is safe for concurrent use.
+type Emulator struct {
+	cfg EmulatorConfig
+
+	mu         sync.Mutex
+	groups     map[string]*group
+	nonces     map[string]*nonceState
+	tokens     map[string]time.Time // access token → expiry
+	faults     []*pendingFault
+	faultRate  float64
+	faultCodes []int
+	latency    time.Duration
+	stats      EmulatorStats
+	records    []RecordedRequest
+}
+
+// nonceState is what the emulator remembers about an issued nonce.
+type nonceState struct {
+	issued time.Time
+	maxNC  int
+}
+
+// EmulatorStats counts what the emulator has seen since it started or since
+// ResetStats. Control-endpoint requests are not counted.
+type EmulatorStats struct {
+	// Requests is every HTTP exchange: token, resource and unknown paths.
+	Requests int64 `json:"requests"`
+	// Challenges is the number of 401 answers carrying a digest challenge.
+	Challenges int64 `json:"challenges"`
+	// StaleNonces is how many of those had stale=true: a correctly signed
+	// request with an expired, unknown or (StrictNonceCount) reordered nonce.
+	StaleNonces int64 `json:"staleNonces"`
+	// Unauthorized is the number of 401 answers to wrong credentials,
+	// digest or bearer, and to requests without any.
+	Unauthorized int64 `json:"unauthorized"`
+	// Gets and Patches count authenticated requests to the resource.
+	Gets    int64 `json:"gets"`
+	Patches int64 `json:"patches"`
+	// Tokens is the number of access tokens issued.
+	Tokens int64 `json:"tokens"`
+	// Faults is the number of requests answered by an injected fault.
+	Faults int64 `json:"faults"`
+}
+
+// RecordedRequest is an authenticated request to the encryptionAtRest
+// resource, as the emulator received it.
+type RecordedRequest struct {
+	Method      string `json:"method"`
+	Path        string `json:"path"`
+	Query       string `json:"query"`
+	ContentType string `json:"contentType"`
+	Accept      string `json:"accept"`
+	Body        []byte `json:"body"`
+}
+
+// NewEmulator returns an Emulator with no groups, no faults and no latency.
+func NewEmulator(cfg EmulatorConfig) *Emulator {
+	return &Emulator{
+		cfg:    cfg,
+		groups: map[string]*group{},
+		nonces: map[string]*nonceState{},
+		tokens: map[string]time.Time{},
+	}
+}
+
+// NewServer starts an Emulator on an httptest.Server bound to 127.0.0.1 and
+// closes it when the test ends.
+func NewServer(t testing.TB, cfg EmulatorConfig) (*Emulator, *httptest.Server) {
+	t.Helper()
+	e := NewEmulator(cfg)
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return e, srv
+}
+
+// AddGroup makes the project id exist.
+func (e *Emulator) AddGroup(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.groupLocked(id, true).exists = true
+}
+
+// SetLatency delays every later exchange (except control requests) by d.
+func (e *Emulator) SetLatency(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.latency = max(d, 0)
+}
+
+// ExpireNonces makes every digest nonce issued so far stale: the next signed
+// request gets 401 with stale=true and a fresh challenge.
+func (e *Emulator) ExpireNonces() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	clear(e.nonces)
+}
+
+// SetKeyValid marks the key of provider (ProviderAWS, ProviderAzure or
+// ProviderGCP) in groupID as working or not; it shows as the provider's
+// "valid" flag while the provider is enabled. Keys are valid by default.
+// Unknown provider names are ignored.
+func (e *Emulator) SetKeyValid(groupID, provider string, valid bool) {
+	if !knownProvider(provider) {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.groupLocked(groupID, true).invalid[provider] = !valid
+}
+
+// SetProviderInUse marks provider in groupID as used by clusters: disabling
+// it then fails with 409 CANNOT_DISABLE_ENCRYPTION_AT_REST. Unknown provider
+// names are ignored.
+func (e *Emulator) SetProviderInUse(groupID, provider string, inUse bool) {
+	if !knownProvider(provider) {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.groupLocked(groupID, true).inUse[provider] = inUse
+}
+
+// Stats returns the counters.
+func (e *Emulator) Stats() EmulatorStats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}
+
+// ResetStats zeroes the counters and forgets the recorded requests.
+func (e *Emulator) ResetStats() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stats = EmulatorStats{}
+	e.records = nil
+}
+
+// Requests returns the recorded requests, oldest first.
+func (e *Emulator) Requests() []RecordedRequest {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]RecordedRequest, len(e.records))
+	for i, r := range e.records {
+		r.Body = append([]byte(nil), r.Body...)
+		out[i] = r
+	}
+	return out
+}
+
+// ResetRecords forgets the recorded requests.
+func (e *Emulator) ResetRecords() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.records = nil
+}
+
+// State returns what a v2 GET of groupID would answer, whether or not the
+// group exists.
+func (e *Emulator) State(groupID string) atlas.EncryptionAtRest {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if g := e.groups[groupID]; g != nil {
+		return g.view(true)
+	}
+	return newGroup().view(true)
+}
+
+// groupLocked returns the group, creating it if create is set.
+func (e *Emulator) groupLocked(id string, create bool) *group {
+	g := e.groups[id]
+	if g == nil && create {
+		g = newGroup()
+		e.groups[id] = g
+	}
+	return g
+}
+
+// ServeHTTP serves the Atlas API and the control endpoints.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, controlPrefix) {
+		e.serveControl(w, r)
+		return
+	}
+	e.mu.Lock()
+	e.stats.Requests++
+	latency := e.latency
+	e.mu.Unlock()
+	if latency > 0 {
+		t := time.NewTimer(latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if r.URL.Path == "/api/oauth/token" {
+		e.serveToken(w, r)
+		return
+	}
+	v2, groupID, ok := parseResourcePath(r.URL.Path)
+	if !ok {
+		writeAPIError(w, r, apiError{status: http.StatusNotFound, code: "RESOURCE_NOT_FOUND",
+			detail: "Cannot find resource " + sanitizePath(r.URL.Path) + "."})
+		return
+	}
+	e.serveResource(w, r, v2, groupID)
+}
+
+// parseResourcePath matches /api/atlas/{v2|v1.0}/groups/{id}/encryptionAtRest.
+func parseResourcePath(p string) (v2 bool, groupID string, ok bool) {
+	rest, ok := strings.CutPrefix(p, "/api/atlas/")
+	if !ok {
+		return false, "", false
+	}
+	version, rest, _ := strings.Cut(rest, "/")
+	switch version {
+	case "v2":
+		v2 = true
+	case "v1.0":
+	default:
+		return false, "", false
+	}
+	rest, ok = strings.CutPrefix(rest, "groups/")
+	if !ok {
+		return false, "", false
+	}
+	groupID, ok = strings.CutSuffix(rest, "/encryptionAtRest")
+	if !ok || strings.Contains(groupID, "/") {
+		return false, "", false
+	}
+	return v2, groupID, true
+}
+
+func (e *Emulator) serveResource(w http.ResponseWriter, r *http.Request, v2 bool, groupID string) {
+	if !e.authenticate(w, r, v2) {
+		return
+	}
+	if v2 && !acceptsV2(r.Header.Values("Accept")) {
+		writeAPIError(w, r, apiError{status: http.StatusNotAcceptable, code: "INVALID_VERSION_DATE",
+			detail: "Invalid accept header or version date: this resource requires Accept: " + MediaTypeV2 + "."})
+		return
+	}
+	var body []byte
+	if r.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+		if err != nil {
+			return // the client went away
+		}
+		body = b
+	}
+	e.mu.Lock()
+	e.records = append(e.records, RecordedRequest{
+		Method:      r.Method,
+		Path:        r.URL.Path,
+		Query:       r.URL.RawQuery,
+		ContentType: r.Header.Get("Content-Type"),
+		Accept:      r.Header.Get("Accept"),
+		Body:        body,
+	})
+	switch r.Method {
+	case http.MethodGet:
+		e.stats.Gets++
+	case http.MethodPatch:
+		e.stats.Patches++
+	}
+	f := e.takeFaultLocked(r.Method)
+	e.mu.Unlock()
+
+	if f != nil && f.preempts() {
+		f.serveInstead(w, r, v2)
+		return
+	}
+	status, doc := e.handle(r.Method, v2, groupID, body)
+	if f != nil {
+		f.serveAfter(w, v2, doc)
+		return
+	}
+	if aerr, ok := doc.(apiError); ok {
+		writeAPIError(w, r, aerr)
+		return
+	}
+	writeJSON(w, r, status, mediaType(v2), doc)
+}
+
+// handle applies one request to the state and returns the status and the
+// document to answer with: an atlas.EncryptionAtRest or an apiError.
+func (e *Emulator) handle(method string, v2 bool, groupID string, body []byte) (int, any) {
+	if !groupIDPattern.MatchString(groupID) {
+		return http.StatusBadRequest, apiError{status: http.StatusBadRequest, code: "INVALID_ATTRIBUTE",
+			detail: "Invalid attribute groupId specified.",
+			fields: []atlas.FieldViolation{{Field: "groupId", Description: "must be 24 hexadecimal characters"}}}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	g := e.groupLocked(groupID, e.cfg.AutoCreateGroups)
+	if g != nil && e.cfg.AutoCreateGroups {
+		g.exists = true
+	}
+	if g == nil || !g.exists {
+		return http.StatusNotFound, apiError{status: http.StatusNotFound, code: "GROUP_NOT_FOUND",
+			detail: "No group with ID " + groupID + " exists."}
+	}
+	switch method {
+	case http.MethodGet:
+		return http.StatusOK, g.view(v2)
+	case http.MethodPatch:
+		if len(body) > maxRequestBody {
+			return http.StatusBadRequest, apiError{status: http.StatusBadRequest, code: "INVALID_JSON",
+				detail: "Received JSON is too large."}
+		}
+		if aerr := g.patch(body); aerr != nil {
+			return aerr.status, *aerr
+		}
+		return http.StatusOK, g.view(v2)
+	default:
+		return http.StatusMethodNotAllowed, apiError{status: http.StatusMethodNotAllowed, code: "METHOD_NOT_ALLOWED",
+			detail: "Method " + method + " is not allowed on this resource."}
+	}
+}
+
+// acceptsV2 reports whether the Accept header values name the versioned
+// media type. */* and unknown version dates do not.
+func acceptsV2(values []string) bool {
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(mt), MediaTypeV2) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func mediaType(v2 bool) string {
+	if v2 {
+		return MediaTypeV2
+	}
+	return MediaTypeJSON
+}
+
+// authenticate checks digest or bearer credentials. On failure it has
+// written the 401 and returns false.
+func (e *Emulator) authenticate(w http.ResponseWriter, r *http.Request, v2 bool) bool {
+	h := r.Header.Get("Authorization")
+	if token, ok := strings.CutPrefix(h, "Bearer "); ok {
+		e.mu.Lock()
+		exp, found := e.tokens[token]
+		valid := found && time.Now().Before(exp)
+		if !valid {
+			e.stats.Unauthorized++
+		}
+		e.mu.Unlock()
+		if !valid {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			writeAPIError(w, r, apiError{status: http.StatusUnauthorized, code: "UNAUTHORIZED",
+				detail: "You are not authorized for this resource."})
+		}
+		return valid
+	}
+	verdict := verdictBad
+	if digest.IsDigest(h) {
+		if cred, err := digest.ParseCredentials(h); err == nil {
+			verdict = e.checkDigest(r, cred)
+		}
+	}
+	if verdict == verdictOK {
+		return true
+	}
+	stale := verdict == verdictStale
+	e.mu.Lock()
+	nonce := e.issueNonceLocked()
+	e.stats.Challenges++
+	if stale {
+		e.stats.StaleNonces++
+	} else {
+		e.stats.Unauthorized++
+	}
+	e.mu.Unlock()
+	w.Header().Set("WWW-Authenticate", `Digest realm="`+Realm+`", domain="", nonce="`+nonce+
+		`", algorithm=MD5, qop="auth", stale=`+strconv.FormatBool(stale))
+	writeAPIError(w, r, apiError{status: http.StatusUnauthorized, code: "UNAUTHORIZED",
+		detail: "You are not authorized for this resource."})
+	return false
+}
+
+type verdict int
+
+const (
+	verdictBad   verdict = iota // wrong or missing credentials
+	verdictStale                // correctly signed, but the nonce is not acceptable
+	verdictOK
+)
+
+// checkDigest verifies digest credentials (RFC 7616, MD5, qop=auth) with
+// github.com/icholy/digest's own computation, then judges the nonce.
+func (e *Emulator) checkDigest(r *http.Request, cred *digest.Credentials) verdict {
+	if e.cfg.PublicKey == "" || cred.Username != e.cfg.PublicKey || cred.Realm != Realm ||
+		cred.QOP != "auth" || cred.Cnonce == "" || cred.Nc <= 0 || cred.URI != r.URL.RequestURI() ||
+		(cred.Algorithm != "" && !strings.EqualFold(cred.Algorithm, "MD5")) {
+		return verdictBad
+	}
+	want, err := digest.Digest(
+		&digest.Challenge{Realm: Realm, Nonce: cred.Nonce, Algorithm: "MD5", QOP: []string{"auth"}},
+		digest.Options{Method: r.Method, URI: cred.URI, Count: cred.Nc, Cnonce: cred.Cnonce,
+			Username: e.cfg.PublicKey, Password: e.cfg.PrivateKey})
+	if err != nil || subtle.ConstantTimeCompare([]byte(want.Response), []byte(cred.Response)) != 1 {
+		return verdictBad
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := e.nonces[cred.Nonce]
+	switch {
+	case n == nil:
+		return verdictStale // never issued, or expired by ExpireNonces
+	case e.cfg.NonceLifetime > 0 && time.Since(n.issued) > e.cfg.NonceLifetime:
+		delete(e.nonces, cred.Nonce)
+		return verdictStale
+	case e.cfg.StrictNonceCount && cred.Nc <= n.maxNC:
+		return verdictStale
+	}
+	n.maxNC = max(n.maxNC, cred.Nc)
+	return verdictOK
+}
+
+// issueNonceLocked creates and remembers a new nonce.
+func (e *Emulator) issueNonceLocked() string {
+	if len(e.nonces) >= 1<<16 {
+		e.pruneNoncesLocked()
+	}
+	nonce := randomToken(24)
+	e.nonces[nonce] = &nonceState{issued: time.Now()}
+	return nonce
+}
+
+// pruneNoncesLocked bounds the nonce table in long runs: it drops expired
+// nonces, and all of them if that is not enough (clients then re-challenge).
+func (e *Emulator) pruneNoncesLocked() {
+	if e.cfg.NonceLifetime > 0 {
+		for k, n := range e.nonces {
+			if time.Since(n.issued) > e.cfg.NonceLifetime {
+				delete(e.nonces, k)
+			}
+		}
+	}
+	if len(e.nonces) >= 1<<16 {
+		clear(e.nonces)
+	}
+}
+
+// serveToken is Atlas's OAuth 2.0 token endpoint for service accounts
+// (client credentials, client authenticated with HTTP Basic).
+func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request) {
+	oauthError := func(status int, code, desc string) {
+		w.Header().Set("Content-Type", MediaTypeJSON)
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		oauthError(http.StatusMethodNotAllowed, "invalid_request", "use POST")
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok || e.cfg.ClientID == "" ||
+		subtle.ConstantTimeCompare([]byte(id), []byte(e.cfg.ClientID)) != 1 ||
+		subtle.ConstantTimeCompare([]byte(secret), []byte(e.cfg.ClientSecret)) != 1 {
+		e.mu.Lock()
+		e.stats.Unauthorized++
+		e.mu.Unlock()
+		w.Header().Set("WWW-Authenticate", `Basic realm="oauth"`)
+		oauthError(http.StatusUnauthorized, "invalid_client", "client authentication failed")
+		return
+	}
+	if err := r.ParseForm(); err != nil || r.PostForm.Get("grant_type") != "client_credentials" {
+		oauthError(http.StatusBadRequest, "unsupported_grant_type", "grant_type must be client_credentials")
+		return
+	}
+	life := e.cfg.TokenLifetime
+	if life <= 0 {
+		life = time.Hour
+	}
+	life = max(life.Truncate(time.Second), time.Second)
+	now := time.Now()
+	e.mu.Lock()
+	for k, exp := range e.tokens {
+		if !now.Before(exp) {
+			delete(e.tokens, k)
+		}
+	}
+	if len(e.tokens) >= maxTokens {
+		e.mu.Unlock()
+		oauthError(http.StatusForbidden, "access_denied", "too many active tokens for this service account")
+		return
+	}
+	token := randomToken(32)
+	e.tokens[token] = now.Add(life)
+	e.stats.Tokens++
+	e.mu.Unlock()
+	w.Header().Set("Content-Type", MediaTypeJSON)
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"access_token": token,
+		"token_type":   "Bearer",
+		"expires_in":   int64(life / time.Second),
+	})
+}
+
+// randomToken returns n random bytes, hex-encoded.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b)
+}
+
+// takeFaultLocked returns the fault that answers the next request with
+// method, consuming one use of it, or nil.
+func (e *Emulator) takeFaultLocked(method string) *Fault {
+	for i, p := range e.faults {
+		if p.f.Method != "" && !strings.EqualFold(p.f.Method, method) {
+			continue
+		}
+		p.left--
+		if p.left <= 0 {
+			e.faults = append(e.faults[:i], e.faults[i+1:]...)
+		}
+		e.stats.Faults++
+		f := p.f
+		return &f
+	}
+	if e.faultRate > 0 && len(e.faultCodes) > 0 && mrand.Float64() < e.faultRate {
+		e.stats.Faults++
+		return &Fault{Status: e.faultCodes[mrand.IntN(len(e.faultCodes))]}
+	}
+	return nil
+}
+
+// sanitizePath keeps error details short and printable.
+func sanitizePath(p string) string {
+	if len(p) > 100 {
+		p = p[:100] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, p)
+}

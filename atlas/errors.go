@@ -1,0 +1,217 @@
+package atlas
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// maxErrorBody bounds how much of an error response is read. Atlas's error
+// documents are a few hundred bytes; anything bigger is not worth holding.
+const maxErrorBody = 1 << 20
+
+// maxSnippet bounds how much of a non-JSON error body is quoted in Detail.
+const maxSnippet = 128
+
+// ErrOutcomeUnknown is wrapped by the error of an UpdateEncryptionAtRest call
+// whose request may have reached Atlas without an answer coming back: the
+// connection dropped after the request was written, the deadline expired
+// while waiting, or the response was cut off before its status line. The
+// change may or may not have been applied; read the configuration back with
+// GetEncryptionAtRest before deciding what to do. Such calls are never retried.
+var ErrOutcomeUnknown = errors.New("atlas: outcome unknown: the update may or may not have been applied")
+
+// ErrMalformedResponse is wrapped when Atlas answered 2xx with a body that
+// could not be read or decoded (invalid JSON, cut off, or larger than 1 MiB).
+var ErrMalformedResponse = errors.New("atlas: malformed response body")
+
+// ErrUpdateAppliedUnreadable is wrapped, together with ErrMalformedResponse,
+// when Atlas answered an UpdateEncryptionAtRest call with 2xx but its body
+// could not be read. A 2xx status means Atlas applied the change; only the
+// resulting configuration is unknown, so read it back with
+// GetEncryptionAtRest rather than sending the update again.
+var ErrUpdateAppliedUnreadable = errors.New("atlas: update applied but its response was unreadable")
+
+// Error is an error answer from Atlas: any non-2xx HTTP status. Atlas's
+// ApiError document fills the fields; a body that is not an ApiError still
+// yields an Error with HTTPStatus set. Use errors.As to get at it:
+//
+//	var aerr *atlas.Error
+//	if errors.As(err, &aerr) && aerr.ErrorCode == "GROUP_NOT_FOUND" { … }
+//
+// Its Error method never prints request bodies, headers or credentials.
+type Error struct {
+	// HTTPStatus is the response's status code.
+	HTTPStatus int
+	// ErrorCode is Atlas's errorCode, e.g. "MISSING_ATTRIBUTE"; empty when
+	// the body was not an ApiError.
+	ErrorCode string
+	// Detail is Atlas's human-readable detail. For a body that is not an
+	// ApiError it is a short, sanitized snippet of that body.
+	Detail string
+	// Reason is Atlas's reason phrase, e.g. "Bad Request".
+	Reason string
+	// Parameters are Atlas's error parameters, decoded as JSON values.
+	Parameters []any
+	// Fields lists the request fields Atlas rejected (badRequestDetail.fields).
+	Fields []FieldViolation
+	// RetryAfter is the Retry-After header of a 429 or 503 answer; 0 if absent.
+	RetryAfter time.Duration
+	// Method is the HTTP method of the failed call, "GET" or "PATCH".
+	Method string
+}
+
+// FieldViolation is one rejected request field from Atlas's
+// badRequestDetail.fields.
+type FieldViolation struct {
+	Field       string `json:"field"`
+	Description string `json:"description"`
+}
+
+// Error formats the error as
+// "atlas: PATCH encryptionAtRest: 409 CANNOT_DISABLE_ENCRYPTION_AT_REST: detail".
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("atlas: ")
+	if e.Method != "" {
+		b.WriteString(e.Method)
+		b.WriteString(" ")
+	}
+	b.WriteString("encryptionAtRest: ")
+	b.WriteString(strconv.Itoa(e.HTTPStatus))
+	if e.ErrorCode != "" {
+		b.WriteString(" ")
+		b.WriteString(e.ErrorCode)
+	} else if t := http.StatusText(e.HTTPStatus); t != "" {
+		b.WriteString(" ")
+		b.WriteString(t)
+	}
+	if e.Detail != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Detail)
+	}
+	for i, f := range e.Fields {
+		if i == 0 {
+			b.WriteString(" (")
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.Field)
+		if f.Description != "" {
+			b.WriteString(": ")
+			b.WriteString(f.Description)
+		}
+		if i == len(e.Fields)-1 {
+			b.WriteString(")")
+		}
+	}
+	return b.String()
+}
+
+// Is reports whether target is an *Error whose non-zero HTTPStatus and
+// ErrorCode equal e's, so that
+// errors.Is(err, &atlas.Error{ErrorCode: "GROUP_NOT_FOUND"}) works.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	if !ok || t == nil {
+		return false
+	}
+	if t.HTTPStatus == 0 && t.ErrorCode == "" {
+		return false
+	}
+	return (t.HTTPStatus == 0 || t.HTTPStatus == e.HTTPStatus) &&
+		(t.ErrorCode == "" || t.ErrorCode == e.ErrorCode)
+}
+
+// apiError is Atlas's ApiError document.
+type apiError struct {
+	Error            int    `json:"error"`
+	ErrorCode        string `json:"errorCode"`
+	Detail           string `json:"detail"`
+	Reason           string `json:"reason"`
+	Parameters       []any  `json:"parameters"`
+	BadRequestDetail *struct {
+		Fields []FieldViolation `json:"fields"`
+	} `json:"badRequestDetail"`
+}
+
+// newError builds an *Error from a non-2xx response whose body (already
+// limited to maxErrorBody) is body.
+func newError(method string, res *http.Response, body []byte) *Error {
+	e := &Error{
+		HTTPStatus: res.StatusCode,
+		Method:     method,
+		RetryAfter: parseRetryAfter(res.Header.Get("Retry-After")),
+	}
+	var doc apiError
+	if json.Unmarshal(body, &doc) == nil && doc.ErrorCode != "" {
+		e.ErrorCode = doc.ErrorCode
+		e.Detail = sanitize(doc.Detail, 1024)
+		e.Reason = sanitize(doc.Reason, 256)
+		e.Parameters = doc.Parameters
+		if doc.BadRequestDetail != nil {
+			e.Fields = doc.BadRequestDetail.Fields
+		}
+		return e
+	}
+	// Not an ApiError: a proxy's HTML page, plain text, nothing. Keep a
+	// short, printable snippet so the error still says something.
+	e.Reason = http.StatusText(res.StatusCode)
+	e.Detail = sanitize(string(body), maxSnippet)
+	return e
+}
+
+// parseRetryAfter reads a Retry-After header given in seconds, the only
+// form Atlas sends. HTTP dates are accepted too; anything else is ignored.
+func parseRetryAfter(v string) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(min(s, 24*3600)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// sanitize makes s safe to print in one line: control characters become
+// spaces, runs of whitespace collapse, and it is cut at max bytes.
+func sanitize(s string, max int) string {
+	var b strings.Builder
+	space := false
+	for _, r := range s {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			space = true
+			continue
+		}
+		if space && b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		space = false
+		if b.Len()+len(string(r)) > max {
+			b.WriteString("…")
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// opError wraps err with the call it belongs to, keeping it inspectable with
+// errors.Is and errors.As.
+func opError(method string, err error) error {
+	return fmt.Errorf("atlas: %s encryptionAtRest: %w", method, err)
+}

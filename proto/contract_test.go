@@ -1,0 +1,185 @@
+// Package proto_test holds the contract tests of the API in proto/: that the
+// generated messages speak Atlas's JSON, keep field presence, cannot carry a
+// secret in a response, and that the generated OpenAPI document describes
+// both REST paths with Atlas's spelling.
+package proto_test
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/gen/openapiv2"
+)
+
+// Atlas's own request bodies, one per provider; the first is the v1.0
+// documentation's example.
+var atlasBodies = []string{
+	`{"awsKms": {"enabled": true, "accessKeyID": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "customerMasterKeyID": "030gce02-586d-48d2-a966-05ea954fde0g", "region": "US_EAST_1"}}`,
+	`{"awsKms": {"enabled": true, "customerMasterKeyID": "arn:aws:kms:us-east-1:123456789012:key/k", "region": "EU_WEST_1", "roleId": "32b6e34b3d91647abb20e7b8", "requirePrivateNetworking": false}}`,
+	`{"azureKeyVault": {"enabled": true, "azureEnvironment": "AZURE", "clientID": "g54f9e2-89e3-40fd-8188-EXAMPLEID", "keyIdentifier": "https://EXAMPLEKeyVault.vault.azure.net/keys/EXAMPLEKey/d891821e3d364e9eb88fbd3d11807b86", "keyVaultName": "string", "resourceGroupName": "string", "secret": "string", "subscriptionID": "d0dd68eb-7e97-448c-b05b-EXAMPLEID", "tenantID": "91402512-d8e4-4a5d-8e2b-EXAMPLEID", "requirePrivateNetworking": true, "roleId": "32b6e34b3d91647abb20e7b8"}}`,
+	`{"googleCloudKms": {"enabled": true, "keyVersionResourceID": "projects/my-project-common-0/locations/us-east4/keyRings/my-key-ring-0/cryptoKeys/my-key-0/cryptoKeyVersions/1", "serviceAccountKey": "{\"type\": \"service_account\"}", "roleId": "32b6e34b3d91647abb20e7b8"}}`,
+	`{"awsKms": {"enabled": false}}`,
+}
+
+func TestAtlasBodiesRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, body := range atlasBodies {
+		cfg := &encryptionv1.ProviderConfig{}
+		if err := protojson.Unmarshal([]byte(body), cfg); err != nil {
+			t.Fatalf("protojson.Unmarshal(%s) = %v, want nil", body, err)
+		}
+		out, err := protojson.Marshal(cfg)
+		if err != nil {
+			t.Fatalf("protojson.Marshal(%v) = %v", cfg, err)
+		}
+		var want, got any
+		if err := json.Unmarshal([]byte(body), &want); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("protojson round trip of %s (-atlas +ours):\n%s", body, diff)
+		}
+	}
+}
+
+func TestPresenceSurvivesJSONAndBinary(t *testing.T) {
+	t.Parallel()
+	// Only region and enabled=false are set: everything else must stay unset.
+	in := &encryptionv1.ProviderConfig{}
+	if err := protojson.Unmarshal([]byte(`{"awsKms": {"region": "US_EAST_1", "requirePrivateNetworking": false}}`), in); err != nil {
+		t.Fatal(err)
+	}
+	b, err := proto.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &encryptionv1.ProviderConfig{}
+	if err := proto.Unmarshal(b, out); err != nil {
+		t.Fatal(err)
+	}
+	var set []string
+	out.GetAwsKms().ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		set = append(set, fd.JSONName())
+		return true
+	})
+	slices.Sort(set)
+	if diff := cmp.Diff([]string{"region", "requirePrivateNetworking"}, set); diff != "" {
+		t.Errorf("fields set after JSON and binary round trips (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(in, out, protocmp.Transform()); diff != "" {
+		t.Errorf("binary round trip (-in +out):\n%s", diff)
+	}
+}
+
+// TestResponsesCannotCarrySecrets walks every message a response can contain
+// and fails on any field named like one of Atlas's secrets, or marked
+// debug_redact.
+func TestResponsesCannotCarrySecrets(t *testing.T) {
+	t.Parallel()
+	secretNames := []string{"secretAccessKey", "secret", "serviceAccountKey"}
+	seen := map[protoreflect.FullName]bool{}
+	var walk func(md protoreflect.MessageDescriptor)
+	walk = func(md protoreflect.MessageDescriptor) {
+		if seen[md.FullName()] {
+			return
+		}
+		seen[md.FullName()] = true
+		for i := range md.Fields().Len() {
+			fd := md.Fields().Get(i)
+			opts, _ := fd.Options().(*descriptorpb.FieldOptions)
+			if slices.Contains(secretNames, fd.JSONName()) || opts.GetDebugRedact() {
+				t.Errorf("response message %s has a secret field %s", md.FullName(), fd.Name())
+			}
+			if fd.Message() != nil {
+				walk(fd.Message())
+			}
+		}
+	}
+	svc := encryptionv1.File_atlas_encryption_v1_encryption_proto.Services().ByName("EncryptionService")
+	for i := range svc.Methods().Len() {
+		walk(svc.Methods().Get(i).Output())
+	}
+	if len(seen) < 4 {
+		t.Errorf("walked %d response messages, want the resource and its three providers", len(seen))
+	}
+	// And the input messages do mark their secrets.
+	for _, m := range []proto.Message{&encryptionv1.AwsKms{}, &encryptionv1.AzureKeyVault{}, &encryptionv1.GoogleCloudKms{}} {
+		fields := m.ProtoReflect().Descriptor().Fields()
+		n := 0
+		for i := range fields.Len() {
+			if opts, _ := fields.Get(i).Options().(*descriptorpb.FieldOptions); opts.GetDebugRedact() {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s has %d debug_redact fields, want its one secret", m.ProtoReflect().Descriptor().FullName(), n)
+		}
+	}
+}
+
+func TestOpenAPIDescribesBothPathsInAtlasSpelling(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name string `json:"name"`
+				In   string `json:"in"`
+			} `json:"parameters"`
+		} `json:"paths"`
+		Definitions map[string]struct {
+			Properties map[string]any `json:"properties"`
+		} `json:"definitions"`
+	}
+	if err := json.Unmarshal(openapiv2.JSON, &doc); err != nil {
+		t.Fatalf("OpenAPI document: %v", err)
+	}
+	for _, path := range []string{"/v1/groups/{groupId}/encryptionAtRest", "/api/atlas/v1.0/groups/{groupId}/encryptionAtRest"} {
+		ops, ok := doc.Paths[path]
+		if !ok {
+			t.Errorf("OpenAPI paths lack %s", path)
+			continue
+		}
+		for method, want := range map[string][]string{"get": {"pretty", "envelope"}, "patch": {"pretty", "envelope", "validateOnly"}} {
+			var query []string
+			for _, p := range ops[method].Parameters {
+				if p.In == "query" {
+					query = append(query, p.Name)
+				}
+			}
+			for _, w := range want {
+				if !slices.Contains(query, w) {
+					t.Errorf("OpenAPI %s %s query parameters = %v, want %s among them", method, path, query, w)
+				}
+			}
+		}
+	}
+	var props []string
+	for _, d := range doc.Definitions {
+		for p := range d.Properties {
+			props = append(props, p)
+		}
+	}
+	for _, want := range []string{"awsKms", "azureKeyVault", "googleCloudKms", "accessKeyID", "customerMasterKeyID", "clientID", "subscriptionID", "tenantID", "keyVersionResourceID", "roleId", "enabledForSearchNodes", "requirePrivateNetworking"} {
+		if !slices.Contains(props, want) {
+			t.Errorf("OpenAPI definitions lack the Atlas-spelled property %s", want)
+		}
+	}
+	for _, p := range props {
+		if strings.Contains(p, "_") {
+			t.Errorf("OpenAPI property %s is not spelled as Atlas spells it", p)
+		}
+	}
+}

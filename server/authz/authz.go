@@ -1,0 +1,322 @@
+// Package authz decides who may call the encryption service: it refuses
+// unauthenticated callers, applies the authorization policy (which caller
+// may read or change which Atlas project) and a per-caller rate limit, all
+// in one gRPC interceptor, so that gRPC and REST (whose gateway dials the
+// gRPC server) share it.
+//
+// Start with NewInterceptor and Config; LoadPolicy reads the policy file
+// (see ParsePolicy for its format). The interceptor covers the methods of
+// atlas.encryption.v1.EncryptionService only; health and reflection pass
+// through untouched.
+//
+// The interceptor does not establish who is calling: it reads the identity
+// the daemon put in the context with caller.NewContext, so install it
+// inside the interceptor that does that. Install it inside the audit
+// interceptor too, so that the audit log records every refusal of a
+// mutation.
+//
+// Decisions, in order, for a method of the encryption service:
+//
+//  1. With Authenticate, a caller without an identity (caller.Anonymous) is
+//     refused with UNAUTHENTICATED. A certificate whose identity is literally
+//     "anonymous" is refused the same way: it cannot be told apart.
+//  2. With a RateLimit, a caller whose bucket is empty is refused with
+//     RESOURCE_EXHAUSTED and a RetryInfo saying when a token is available.
+//     Refused calls of step 3 count against the caller's rate, so that a
+//     caller retrying a refusal in a loop is slowed down too.
+//  3. With Authenticate, the policy decides (Policy.Allows; a nil policy
+//     lets every caller read and nobody change); a refusal is
+//     PERMISSION_DENIED naming the caller, the action and the project.
+//     GetEncryptionAtRest is a Read, UpdateEncryptionAtRest a Write,
+//     validate-only or not.
+//
+// Without Authenticate (plaintext, -dev) there are no identities and every
+// caller may read and change every project; only the rate limit applies.
+//
+// Rate-limit buckets are kept per identity. Anonymous callers (without
+// Authenticate) get one bucket per IP address when they call over TCP; all
+// other anonymous calls share one bucket, REST calls among them, because the
+// gateway's in-process connection does not carry the HTTP client's address.
+//
+// Every refusal carries a google.rpc.ErrorInfo in the domain "encryptiond"
+// with the reason UNAUTHENTICATED, PERMISSION_DENIED or RATE_LIMITED and
+// the metadata httpStatus (401, 403, 429) and groupId (when the request has
+// one, cut to 128 bytes), for the REST layer.
+//
+// The group id is taken from the request as it is and matched exactly: a
+// malformed id is allowed only to a caller allowed all projects, and the
+// service then refuses it with INVALID_ARGUMENT; any other caller gets
+// PERMISSION_DENIED, so that callers learn nothing about projects they may
+// not use.
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/server"
+	"github.com/encryptiond/encryptiond/server/caller"
+)
+
+// ErrorInfo reasons of the interceptor's refusals, in the domain
+// server.DomainService.
+const (
+	ReasonUnauthenticated  = "UNAUTHENTICATED"
+	ReasonPermissionDenied = "PERMISSION_DENIED"
+	ReasonRateLimited      = "RATE_LIMITED"
+)
+
+// DefaultMaxCallers is the number of rate-limit buckets kept when
+// Config.MaxCallers is 0.
+const DefaultMaxCallers = 10000
+
+// actions classifies every method of the encryption service. NewInterceptor
+// refuses to run when the service has a method this map does not list.
+var actions = map[string]Action{
+	encryptionv1.EncryptionService_GetEncryptionAtRest_FullMethodName:    Read,
+	encryptionv1.EncryptionService_UpdateEncryptionAtRest_FullMethodName: Write,
+}
+
+// Config configures the interceptor.
+type Config struct {
+	// Authenticate says that callers are authenticated (mutual TLS): every
+	// call must carry an identity, and the policy applies. Default false:
+	// every caller may read and change (plaintext, -dev).
+	Authenticate bool
+	// Policy says which identity may read or change which project; it
+	// needs Authenticate. Default nil: every authenticated caller may read,
+	// nobody may change.
+	Policy *Policy
+	// RateLimit is the number of calls per second each caller may make on
+	// average. Default 0: unlimited.
+	RateLimit float64
+	// Burst is how many calls a caller may make at once. Default 0: the
+	// rate limit rounded up, at least 1.
+	Burst int
+	// MaxCallers bounds the number of callers whose rate is tracked at
+	// once; beyond it, the least recently seen caller's bucket is dropped
+	// and refilled if it comes back. Default 0: DefaultMaxCallers.
+	MaxCallers int
+}
+
+// Summary describes in one line what cfg allows, for the daemon's start-up
+// log.
+func (cfg Config) Summary() string {
+	var s string
+	if cfg.Authenticate {
+		s = "authorization: " + cfg.Policy.Summary()
+	} else {
+		s = "authorization off (no client authentication): every caller may read and change every project"
+	}
+	if cfg.RateLimit > 0 {
+		s += fmt.Sprintf("; rate limit %g calls per second per caller, burst %d", cfg.RateLimit, burstOf(cfg))
+	} else {
+		s += "; no rate limit"
+	}
+	return s
+}
+
+func burstOf(cfg Config) int {
+	if cfg.Burst > 0 {
+		return cfg.Burst
+	}
+	return max(1, int(math.Ceil(cfg.RateLimit)))
+}
+
+// interceptor is the state of the interceptor NewInterceptor returns.
+type interceptor struct {
+	authenticate bool
+	policy       *Policy
+	buckets      *buckets // nil without a rate limit
+	now          func() time.Time
+}
+
+// NewInterceptor returns the unary server interceptor that authenticates,
+// rate-limits and authorizes calls of the encryption service as cfg says.
+// It fails on a configuration it cannot enforce: a policy without
+// Authenticate, a negative or infinite rate, a negative burst, or an
+// encryption service with a method it does not know how to classify.
+func NewInterceptor(cfg Config) (grpc.UnaryServerInterceptor, error) {
+	i, err := newInterceptor(cfg, time.Now)
+	if err != nil {
+		return nil, err
+	}
+	return i.intercept, nil
+}
+
+func newInterceptor(cfg Config, now func() time.Time) (*interceptor, error) {
+	switch {
+	case cfg.Policy != nil && !cfg.Authenticate:
+		return nil, errors.New("authz: a policy needs authenticated callers (mutual TLS)")
+	case math.IsNaN(cfg.RateLimit) || math.IsInf(cfg.RateLimit, 0) || cfg.RateLimit < 0:
+		return nil, fmt.Errorf("authz: rate limit %v: want a finite number of calls per second, 0 for unlimited", cfg.RateLimit)
+	case cfg.Burst < 0:
+		return nil, fmt.Errorf("authz: burst %d: want 0 or more", cfg.Burst)
+	case cfg.MaxCallers < 0:
+		return nil, fmt.Errorf("authz: max callers %d: want 0 or more", cfg.MaxCallers)
+	}
+	if err := checkService(&encryptionv1.EncryptionService_ServiceDesc); err != nil {
+		return nil, err
+	}
+	i := &interceptor{authenticate: cfg.Authenticate, policy: cfg.Policy, now: now}
+	if cfg.RateLimit > 0 {
+		maxCallers := cfg.MaxCallers
+		if maxCallers == 0 {
+			maxCallers = DefaultMaxCallers
+		}
+		i.buckets = newBuckets(cfg.RateLimit, burstOf(cfg), maxCallers)
+	}
+	return i, nil
+}
+
+// checkService makes sure that every method of the service is classified,
+// so that a method added later is not left open by mistake.
+func checkService(sd *grpc.ServiceDesc) error {
+	if len(sd.Streams) > 0 {
+		return fmt.Errorf("authz: %s has streaming methods, which authorization does not cover", sd.ServiceName)
+	}
+	for _, m := range sd.Methods {
+		if _, ok := actions["/"+sd.ServiceName+"/"+m.MethodName]; !ok {
+			return fmt.Errorf("authz: %s/%s is neither a read nor a write: classify it in authz", sd.ServiceName, m.MethodName)
+		}
+	}
+	return nil
+}
+
+// servicePrefix is the prefix of the methods the interceptor covers.
+var servicePrefix = "/" + encryptionv1.EncryptionService_ServiceDesc.ServiceName + "/"
+
+func (i *interceptor) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !strings.HasPrefix(info.FullMethod, servicePrefix) {
+		return handler(ctx, req)
+	}
+	if err := i.decide(ctx, info.FullMethod, req); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+// decide returns nil if the call of method with req may go ahead, or the
+// status refusing it.
+func (i *interceptor) decide(ctx context.Context, method string, req any) error {
+	id := caller.FromContext(ctx)
+	var groupID string
+	if r, ok := req.(interface{ GetGroupId() string }); ok {
+		groupID = r.GetGroupId()
+	}
+	action, known := actions[method]
+	switch {
+	case !known:
+		// checkService rules this out for the generated service; refuse
+		// rather than guess if a method is served by other means.
+		return refusal(codes.PermissionDenied, ReasonPermissionDenied, 403, groupID,
+			fmt.Sprintf("method %s is not covered by the authorization policy", printable(method)))
+	case i.authenticate && id == caller.Anonymous:
+		return refusal(codes.Unauthenticated, ReasonUnauthenticated, 401, groupID,
+			"a client certificate signed by the configured client CA is required")
+	}
+	if i.buckets != nil {
+		key, who := rateKey(ctx, id)
+		if wait := i.buckets.take(key, i.now()); wait > 0 {
+			wait = (wait + time.Millisecond - 1).Truncate(time.Millisecond) // whole ms, never early
+			st := status.New(codes.ResourceExhausted,
+				fmt.Sprintf("%s made too many requests: retry in %v", who, wait))
+			return withDetails(st,
+				errorInfo(ReasonRateLimited, 429, groupID),
+				&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
+		}
+	}
+	if i.authenticate && !i.policy.Allows(id, groupID, action) {
+		return refusal(codes.PermissionDenied, ReasonPermissionDenied, 403, groupID,
+			fmt.Sprintf("caller %s may not %s project %s", printable(id), action.verb(), printable(groupID)))
+	}
+	return nil
+}
+
+// rateKey is the key of the caller's bucket, and how to name the caller in
+// a refusal. Authenticated callers are keyed by identity. Anonymous callers
+// (without Authenticate) are keyed by their IP address when they reach the
+// server over TCP; all others share one bucket: among them the REST
+// gateway's calls, which arrive over an in-process connection whose peer
+// address is not the HTTP client's.
+func rateKey(ctx context.Context, id string) (key, who string) {
+	if id != caller.Anonymous {
+		return "id:" + id, "caller " + printable(id)
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		if a, ok := p.Addr.(*net.TCPAddr); ok {
+			ip := a.IP.String()
+			return "ip:" + ip, "anonymous caller at " + ip
+		}
+	}
+	return "anonymous", "anonymous callers"
+}
+
+// refusal is a status refusing a call, with its ErrorInfo.
+func refusal(code codes.Code, reason string, httpStatus int, groupID, msg string) error {
+	return withDetails(status.New(code, msg), errorInfo(reason, httpStatus, groupID))
+}
+
+func errorInfo(reason string, httpStatus int, groupID string) *errdetails.ErrorInfo {
+	md := map[string]string{"httpStatus": strconv.Itoa(httpStatus)}
+	if groupID != "" {
+		md["groupId"] = truncate(groupID)
+	}
+	return &errdetails.ErrorInfo{Reason: reason, Domain: server.DomainService, Metadata: md}
+}
+
+func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
+	if withDetails, err := st.WithDetails(details...); err == nil {
+		st = withDetails
+	}
+	return st.Err()
+}
+
+// maxEcho bounds how much of a caller-supplied string a refusal repeats.
+const maxEcho = 128
+
+// truncate cuts s to at most maxEcho bytes without splitting a character:
+// status details must be valid UTF-8.
+func truncate(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// printable is s for a message: as it is when it is short and plainly
+// printable, else quoted and truncated.
+func printable(s string) string {
+	plain := s != "" && len(s) <= maxEcho
+	for _, r := range s {
+		if !plain {
+			break
+		}
+		plain = unicode.IsGraphic(r) && !unicode.IsSpace(r) && r != '"'
+	}
+	if plain {
+		return s
+	}
+	return strconv.Quote(truncate(s))
+}

@@ -1,0 +1,186 @@
+package server
+
+import (
+	"context"
+	"strconv"
+	"sync"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/encryptiond/encryptiond/atlas"
+	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+)
+
+// GetEncryptionAtRest returns the project's configuration as Atlas reports it.
+//
+// Concurrent Gets of one project share one Atlas call. A Get never joins a
+// call that started before a change to the project, made through this
+// process, finished: every finished change (of any project) starts a new
+// generation of shared calls.
+func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetEncryptionAtRestRequest) (*encryptionv1.EncryptionAtRest, error) {
+	var vs violations
+	checkGroupID(&vs, req.GetGroupId())
+	if len(vs) > 0 {
+		return nil, invalidArgument("", "", vs)
+	}
+	groupID := req.GetGroupId()
+	key := groupID + "/" + strconv.FormatUint(s.changes.Load(), 10)
+	ch := s.gets.DoChan(key, func() (any, error) {
+		// The shared call outlives any one caller's cancellation, so that
+		// one caller giving up does not fail the others; it is bounded by
+		// sharedCallTimeout instead.
+		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.sharedCallTimeout)
+		defer cancel()
+		return s.atlas.GetEncryptionAtRest(callCtx, groupID)
+	})
+	select {
+	case <-ctx.Done():
+		return nil, atlasError(ctx, ctx.Err(), groupID, "", nil)
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, atlasError(ctx, res.Err, groupID, "", nil)
+		}
+		current := res.Val.(*atlas.EncryptionAtRest)
+		s.observe(groupID, current)
+		return toProto(current), nil
+	}
+}
+
+// UpdateEncryptionAtRest enables, changes or disables one key provider.
+//
+// Round trips to Atlas: a disable, and an enable that carries the whole
+// document, are one PATCH; Atlas's rules hold whatever the current state is.
+// A partial change first reads the current state, because whether a partial
+// document is allowed depends on whether the provider is enabled: two round
+// trips. validate_only always reads the state and never writes.
+//
+// Changes of one project are serialized within the process: the state read,
+// the rule check and the PATCH run under the project's lock. The state read
+// is always a fresh GET issued under that lock, never a shared or cached
+// answer: a Get that started before the previous change finished may predate
+// it, and another client of Atlas may have changed the project since this
+// process last looked.
+func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.UpdateEncryptionAtRestRequest) (*encryptionv1.EncryptionAtRest, error) {
+	r, err := checkRequest(req)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := s.groups.lock(ctx, r.groupID)
+	if err != nil {
+		return nil, lockError(err)
+	}
+	defer unlock()
+
+	secrets := r.secrets()
+	if req.GetValidateOnly() || (!r.disable && !r.whole()) {
+		current, err := s.atlas.GetEncryptionAtRest(ctx, r.groupID)
+		if err != nil {
+			return nil, atlasError(ctx, err, r.groupID, r.provider.atlas, secrets)
+		}
+		s.observe(r.groupID, current)
+		if err := r.checkState(current); err != nil {
+			return nil, err
+		}
+		if req.GetValidateOnly() {
+			return toProto(r.applied(current)), nil
+		}
+	}
+
+	result, err := s.atlas.UpdateEncryptionAtRest(ctx, r.groupID, r.patch())
+	// Whatever came back, the project may have changed: Gets from now on do
+	// not share calls that started before.
+	s.changes.Add(1)
+	if err != nil {
+		return nil, atlasError(ctx, err, r.groupID, r.provider.atlas, secrets)
+	}
+	s.observe(r.groupID, result)
+	return toProto(result), nil
+}
+
+// DescribeUpdate names what an update request asks for, for the audit log:
+// the action and the names of the fields it sets, never a value. It works on
+// requests that break the rules too.
+func DescribeUpdate(req *encryptionv1.UpdateEncryptionAtRestRequest) Mutation {
+	m := Mutation{GroupID: req.GetGroupId(), Action: "update"}
+	p, msg := providerOf(req.GetConfig())
+	if p != nil {
+		r := &request{provider: p, msg: msg}
+		msg.Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+			r.set = append(r.set, fd)
+			return true
+		})
+		m.Provider = p.atlas
+		m.Fields = r.fieldNames()
+		if enabled, ok := r.enabled(); ok {
+			m.Action = "enable"
+			if !enabled {
+				m.Action = "disable"
+			}
+		}
+	}
+	if req.GetValidateOnly() {
+		m.Action = "validate"
+	}
+	return m
+}
+
+// observe reports each provider's valid flag to the valid observer.
+func (s *Server) observe(groupID string, cfg *atlas.EncryptionAtRest) {
+	fn := s.opts.observeValid
+	if fn == nil || cfg == nil {
+		return
+	}
+	valid := func(b *bool) bool { return b != nil && *b }
+	if c := cfg.AWSKMS; c != nil {
+		fn(groupID, awsKMS.atlas, valid(c.Valid))
+	}
+	if c := cfg.AzureKeyVault; c != nil {
+		fn(groupID, azureKeyVault.atlas, valid(c.Valid))
+	}
+	if c := cfg.GoogleCloudKMS; c != nil {
+		fn(groupID, googleCloudKMS.atlas, valid(c.Valid))
+	}
+}
+
+// groups serializes changes per project.
+type groups struct {
+	mu sync.Mutex
+	m  map[string]*group // only projects with a change running or waiting
+}
+
+type group struct {
+	sem     chan struct{} // holds one token while a change runs
+	waiters int           // callers holding or waiting for sem
+}
+
+// lock waits until no other change of the project runs, or ctx ends. The
+// returned function releases the lock.
+func (g *groups) lock(ctx context.Context, groupID string) (unlock func(), err error) {
+	g.mu.Lock()
+	if g.m == nil {
+		g.m = make(map[string]*group)
+	}
+	e := g.m[groupID]
+	if e == nil {
+		e = &group{sem: make(chan struct{}, 1)}
+		g.m[groupID] = e
+	}
+	e.waiters++
+	g.mu.Unlock()
+
+	release := func() {
+		g.mu.Lock()
+		e.waiters--
+		if e.waiters == 0 {
+			delete(g.m, groupID)
+		}
+		g.mu.Unlock()
+	}
+	select {
+	case e.sem <- struct{}{}:
+		return func() { <-e.sem; release() }, nil
+	case <-ctx.Done():
+		release()
+		return nil, ctx.Err()
+	}
+}
