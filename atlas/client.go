@@ -24,7 +24,7 @@ type Client struct {
 	version   APIVersion
 	userAgent string
 	retry     RetryPolicy
-	http      *http.Client
+	hc        *http.Client
 	digest    *digestTransport // nil unless WithDigest
 	bearer    *bearerTransport // nil unless WithServiceAccount
 }
@@ -82,14 +82,14 @@ func NewClient(opts ...Option) (*Client, error) {
 		version:   s.apiVersion,
 		userAgent: s.userAgent,
 		retry:     s.retry,
-		http:      s.httpClient, // already a copy made by the option or by us
+		hc:        s.httpClient, // already a copy made by the option or by us
 	}
 	if s.digestSet {
 		c.digest = &digestTransport{next: base, host: c.base.Host, username: s.publicKey, password: s.privateKey}
-		c.http.Transport = c.digest
+		c.hc.Transport = c.digest
 	} else {
 		c.bearer = newBearerTransport(base, c.base.String(), c.base.Host, s.clientID, s.secret)
-		c.http.Transport = c.bearer
+		c.hc.Transport = c.bearer
 	}
 	return c, nil
 }
@@ -109,7 +109,7 @@ func (c *Client) Stats() ClientStats {
 
 // CloseIdleConnections closes connections kept open for reuse, e.g. when
 // shutting down.
-func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
 // resourceURL returns the encryptionAtRest URL of groupID.
 func (c *Client) resourceURL(groupID string) string {
@@ -172,7 +172,7 @@ func (c *Client) attempt(ctx context.Context, method, target string, body []byte
 	if body != nil {
 		req.Header.Set("Content-Type", c.version.mediaType())
 	}
-	res, err := c.http.Do(req)
+	res, err := c.hc.Do(req)
 	if err != nil {
 		return nil, c.transportFailure(ctx, method, err)
 	}

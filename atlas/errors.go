@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // maxErrorBody bounds how much of an error response is read. Atlas's error
@@ -188,8 +189,8 @@ func parseRetryAfter(v string) time.Duration {
 }
 
 // sanitize makes s safe to print in one line: control characters become
-// spaces, runs of whitespace collapse, and it is cut at max bytes.
-func sanitize(s string, max int) string {
+// spaces, runs of whitespace collapse, and it is cut at limit bytes.
+func sanitize(s string, limit int) string {
 	var b strings.Builder
 	space := false
 	for _, r := range s {
@@ -201,7 +202,7 @@ func sanitize(s string, max int) string {
 			b.WriteByte(' ')
 		}
 		space = false
-		if b.Len()+len(string(r)) > max {
+		if b.Len()+utf8.RuneLen(r) > limit {
 			b.WriteString("…")
 			break
 		}

@@ -48,7 +48,7 @@ type harness struct {
 	rest   *httptest.Server
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	emu, atlasSrv := atlastest.NewServer(t, atlastest.EmulatorConfig{PublicKey: "e2e-public", PrivateKey: "e2e-private-key", AutoCreateGroups: true})
 	client, err := atlas.NewClient(atlas.WithBaseURL(atlasSrv.URL), atlas.WithDigest("e2e-public", "e2e-private-key"))

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/icholy/digest"
@@ -139,9 +138,17 @@ func NewEmulator(cfg EmulatorConfig) *Emulator {
 	}
 }
 
+// TB is the part of testing.TB that NewServer uses. It is declared here so
+// that this package does not link the testing package into binaries that
+// embed the emulator (encryptiond -dev).
+type TB interface {
+	Helper()
+	Cleanup(func())
+}
+
 // NewServer starts an Emulator on an httptest.Server bound to 127.0.0.1 and
-// closes it when the test ends.
-func NewServer(t testing.TB, cfg EmulatorConfig) (*Emulator, *httptest.Server) {
+// closes it when the test ends. t is usually a *testing.T.
+func NewServer(t TB, cfg EmulatorConfig) (*Emulator, *httptest.Server) {
 	t.Helper()
 	e := NewEmulator(cfg)
 	srv := httptest.NewServer(e)

@@ -1,0 +1,537 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/encryptiond/encryptiond/atlas/atlastest"
+	"github.com/encryptiond/encryptiond/server/daemon"
+)
+
+// TestRunRefusesMissingCredentials checks the error without building the
+// binary; TestBinary checks the exit status of the real one.
+func TestRunRefusesMissingCredentials(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		env  map[string]string
+	}{
+		{"none", nil},
+		{"half a pair", map[string]string{daemon.EnvPublicKey: "pub"}},
+		{"both pairs", map[string]string{
+			daemon.EnvPublicKey: "pub", daemon.EnvPrivateKey: "priv",
+			daemon.EnvClientID: "id", daemon.EnvClientSecret: "sec",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), nil, func(k string) string { return tt.env[k] }, &stdout, &stderr)
+			if err == nil || exitCode(err) == 0 {
+				t.Fatalf("run() = %v, want an error with a non-zero exit code", err)
+			}
+			for _, v := range []string{daemon.EnvPublicKey, daemon.EnvPrivateKey, daemon.EnvClientID, daemon.EnvClientSecret} {
+				if tt.name == "half a pair" && (v == daemon.EnvClientID || v == daemon.EnvClientSecret) {
+					continue
+				}
+				if !strings.Contains(err.Error(), v) {
+					t.Errorf("run() = %q, want it to name %s", err, v)
+				}
+			}
+		})
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	if err := run(t.Context(), []string{"-help"}, func(string) string { return "" }, &stdout, &stderr); err != nil {
+		t.Fatalf("run(-help) = %v, want nil", err)
+	}
+	if !strings.Contains(stdout.String(), "-tls-client-ca") || !strings.Contains(stdout.String(), daemon.EnvClientSecret) {
+		t.Errorf("run(-help) printed %q, want the usage", stdout.String())
+	}
+}
+
+// Secret values sent in requests; none may appear in the daemon's output.
+const (
+	awsSecret   = "e2e-aws-secret-wJalrXUtnFEMI/K7MDENG"
+	azureSecret = "e2e-azure-secret-Qx8Q~abcdefghijklmnop"
+	gcpSecret   = `{"type": "service_account", "private_key": "e2e-gcp-secret-MIIEvQ"}`
+)
+
+const e2eGroup = "6a1b2c3d4e5f6a7b8c9d0e1f"
+
+// binaries are the programs the test builds once.
+type binaries struct{ encryptiond, grpcurlBin string }
+
+func buildBinaries(t *testing.T) binaries {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	dir := t.TempDir()
+	b := binaries{encryptiond: filepath.Join(dir, "encryptiond"), grpcurlBin: filepath.Join(dir, "grpcurl")}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"-C", root, "build", "-o", b.encryptiond, "./cmd/encryptiond"},
+		{"-C", filepath.Join(root, "tools"), "build", "-o", b.grpcurlBin, "github.com/fullstorydev/grpcurl/cmd/grpcurl"},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+		out, err := exec.CommandContext(ctx, goBin, append(args[:0:0], args...)...).CombinedOutput()
+		cancel()
+		if err != nil {
+			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	return b
+}
+
+// syncBuffer collects a process's output.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// proc is a running encryptiond.
+type proc struct {
+	cmd              *exec.Cmd
+	stdout, stderr   *syncBuffer
+	grpcAddr, httpAD string
+	done             chan error
+}
+
+// start runs encryptiond with args and env and waits for its "serving" log
+// record.
+func start(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting encryptiond: %v", err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, rec := range logRecords(t, p.stderr.String()) {
+			if rec["msg"] == "serving" {
+				p.grpcAddr, _ = rec["grpc_addr"].(string)
+				p.httpAD, _ = rec["http_addr"].(string)
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("encryptiond exited before serving: %v\nstderr:\n%s", err, p.stderr)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("encryptiond not serving after 30 s; stderr:\n%s", p.stderr)
+	return nil
+}
+
+// stop sends SIGTERM and returns the exit error (nil for status 0).
+func (p *proc) stop(t *testing.T) error {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM: %v", err)
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(30 * time.Second):
+		t.Fatalf("encryptiond still running 30 s after SIGTERM")
+		return nil
+	}
+}
+
+func logRecords(t *testing.T, s string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(s))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var rec map[string]any
+		if json.Unmarshal(sc.Bytes(), &rec) == nil {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+func auditRecords(t *testing.T, s string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, r := range logRecords(t, s) {
+		if r["audit"] == true {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// grpcurl runs grpcurl against the daemon; it returns stdout and stderr.
+func (b binaries) grpcurl(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, b.grpcurlBin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// call runs a grpcurl command that must succeed and decodes its JSON answer.
+func (b binaries) call(t *testing.T, p *proc, method, request string) map[string]any {
+	t.Helper()
+	out, errOut, err := b.grpcurl(t, "-plaintext", "-d", request, p.grpcAddr, "atlas.encryption.v1.EncryptionService/"+method)
+	if err != nil {
+		t.Fatalf("grpcurl %s %s: %v\n%s", method, request, err, errOut)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); err != nil {
+		t.Fatalf("grpcurl %s: answer %q is not JSON: %v", method, out, err)
+	}
+	return m
+}
+
+// rest sends an HTTP request and returns the status and body.
+func rest(t *testing.T, method, url, body string) (int, string) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func decode(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatalf("%q is not a JSON object: %v", s, err)
+	}
+	return m
+}
+
+// field reads a nested value: field(m, "awsKms", "enabled").
+func field(m map[string]any, path ...string) any {
+	var v any = m
+	for _, p := range path {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = obj[p]
+	}
+	return v
+}
+
+// exercise drives a running daemon through the API over gRPC and REST and
+// checks the audit log: one record per mutation that reached the service.
+func exercise(t *testing.T, b binaries, p *proc) {
+	base := "http://" + p.httpAD
+	v1 := base + "/v1/groups/" + e2eGroup + "/encryptionAtRest"
+	atlasPath := base + "/api/atlas/v1.0/groups/" + e2eGroup + "/encryptionAtRest"
+	req := func(config string) string { return `{"groupId": "` + e2eGroup + `", "config": ` + config + `}` }
+	audited := len(auditRecords(t, p.stderr.String()))
+	type mutation struct{ action, code string }
+	var want []mutation
+
+	t.Run("reflection lists the service and health", func(t *testing.T) {
+		out, errOut, err := b.grpcurl(t, "-plaintext", p.grpcAddr, "list")
+		if err != nil {
+			t.Fatalf("grpcurl list: %v\n%s", err, errOut)
+		}
+		for _, s := range []string{"atlas.encryption.v1.EncryptionService", "grpc.health.v1.Health"} {
+			if !strings.Contains(out, s) {
+				t.Errorf("grpcurl list = %q, want %s", out, s)
+			}
+		}
+		out, errOut, err = b.grpcurl(t, "-plaintext", p.grpcAddr, "describe", "atlas.encryption.v1.AwsKms")
+		if err != nil || !strings.Contains(out, "// The IAM access key id") {
+			t.Errorf("grpcurl describe AwsKms = %v %s\n%s, want the field comments", err, errOut, out)
+		}
+		out, errOut, err = b.grpcurl(t, "-plaintext", "-d", `{"service": "atlas.encryption.v1.EncryptionService"}`, p.grpcAddr, "grpc.health.v1.Health/Check")
+		if err != nil || !strings.Contains(out, "SERVING") {
+			t.Errorf("grpcurl Health/Check = %v %s\n%s, want SERVING", err, errOut, out)
+		}
+	})
+
+	t.Run("get", func(t *testing.T) {
+		got := b.call(t, p, "GetEncryptionAtRest", `{"groupId": "`+e2eGroup+`"}`)
+		for _, prov := range []string{"awsKms", "azureKeyVault", "googleCloudKms"} {
+			if field(got, prov, "enabled") != false || field(got, prov, "valid") != false {
+				t.Errorf("Get: %s = %v, want enabled and valid false", prov, got[prov])
+			}
+		}
+	})
+
+	t.Run("full enable of each provider", func(t *testing.T) {
+		got := b.call(t, p, "UpdateEncryptionAtRest", req(`{"awsKms": {"enabled": true, "accessKeyID": "AKIAIOSFODNN7EXAMPLE", "secretAccessKey": "`+awsSecret+`", "customerMasterKeyID": "030gce02-586d-48d2-a966-05ea954fde0g", "region": "US_EAST_1"}}`))
+		if field(got, "awsKms", "enabled") != true || field(got, "awsKms", "region") != "US_EAST_1" {
+			t.Errorf("enable AWS over gRPC = %v", got)
+		}
+		want = append(want, mutation{"enable", "OK"})
+
+		code, body := rest(t, "PATCH", v1, `{"azureKeyVault": {"enabled": true, "azureEnvironment": "AZURE", "clientID": "b6a2a7a0-2f9e-4a4c-9b0e-1c2d3e4f5a6b", "tenantID": "c7b3b8b1-3a0f-4b5d-8c1f-2d3e4f5a6b7c", "secret": "`+azureSecret+`", "subscriptionID": "d8c4c9c2-4b1a-4c6e-9d2a-3e4f5a6b7c8d", "resourceGroupName": "rg", "keyVaultName": "vault", "keyIdentifier": "https://vault.vault.azure.net/keys/key/d891821e3d364e9eb88fbd3d11807b86"}}`)
+		if code != http.StatusOK || field(decode(t, body), "azureKeyVault", "enabled") != true {
+			t.Errorf("enable Azure over REST = %d %s, want 200 and enabled", code, body)
+		}
+		want = append(want, mutation{"enable", "OK"})
+
+		gcp, _ := json.Marshal(gcpSecret)
+		code, body = rest(t, "PATCH", atlasPath, `{"googleCloudKms": {"enabled": true, "keyVersionResourceID": "projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1", "serviceAccountKey": `+string(gcp)+`}}`)
+		if code != http.StatusOK || field(decode(t, body), "googleCloudKms", "enabled") != true {
+			t.Errorf("enable Google Cloud KMS over REST (Atlas path) = %d %s, want 200 and enabled", code, body)
+		}
+		want = append(want, mutation{"enable", "OK"})
+	})
+
+	t.Run("partial update", func(t *testing.T) {
+		code, body := rest(t, "PATCH", v1, `{"awsKms": {"region": "US_WEST_2"}}`)
+		got := decode(t, body)
+		if code != http.StatusOK || field(got, "awsKms", "region") != "US_WEST_2" || field(got, "awsKms", "customerMasterKeyID") != "030gce02-586d-48d2-a966-05ea954fde0g" {
+			t.Errorf("partial update = %d %s, want 200 with the new region and the old key", code, body)
+		}
+		want = append(want, mutation{"update", "OK"})
+	})
+
+	t.Run("disable", func(t *testing.T) {
+		got := b.call(t, p, "UpdateEncryptionAtRest", req(`{"googleCloudKms": {"enabled": false}}`))
+		if field(got, "googleCloudKms", "enabled") != false {
+			t.Errorf("disable = %v, want googleCloudKms disabled", got)
+		}
+		want = append(want, mutation{"disable", "OK"})
+	})
+
+	t.Run("refused partial enable", func(t *testing.T) {
+		partial := `{"googleCloudKms": {"enabled": true, "roleId": "64b6e34b3d91647abb20e7b9"}}`
+		code, body := rest(t, "PATCH", v1, partial)
+		if code != http.StatusBadRequest || !strings.Contains(body, "keyVersionResourceID") {
+			t.Errorf("REST partial enable = %d %s, want 400 naming keyVersionResourceID", code, body)
+		}
+		want = append(want, mutation{"enable", "InvalidArgument"})
+		_, errOut, err := b.grpcurl(t, "-plaintext", "-d", req(partial), p.grpcAddr, "atlas.encryption.v1.EncryptionService/UpdateEncryptionAtRest")
+		if err == nil || !strings.Contains(errOut, "InvalidArgument") {
+			t.Errorf("gRPC partial enable = %v %s, want InvalidArgument", err, errOut)
+		}
+		want = append(want, mutation{"enable", "InvalidArgument"})
+	})
+
+	t.Run("validateOnly", func(t *testing.T) {
+		code, body := rest(t, "PATCH", v1+"?validateOnly=true", `{"googleCloudKms": {"enabled": true, "keyVersionResourceID": "projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/2", "roleId": "64b6e34b3d91647abb20e7b9"}}`)
+		if code != http.StatusOK || field(decode(t, body), "googleCloudKms", "enabled") != true {
+			t.Errorf("validate-only enable = %d %s, want 200 showing the result", code, body)
+		}
+		want = append(want, mutation{"validate", "OK"})
+		_, body = rest(t, "GET", v1, "")
+		if field(decode(t, body), "googleCloudKms", "enabled") != false {
+			t.Errorf("after validateOnly, GET = %s, want googleCloudKms still disabled", body)
+		}
+	})
+
+	t.Run("a body the gateway refuses is not audited", func(t *testing.T) {
+		code, body := rest(t, "PATCH", v1, `{"awsKms": {"region": "US_EAST_2"}, "azureKeyVault": {"keyVaultName": "v"}}`)
+		if code != http.StatusBadRequest {
+			t.Errorf("two providers in one body = %d %s, want 400", code, body)
+		}
+	})
+
+	t.Run("pretty and envelope", func(t *testing.T) {
+		code, body := rest(t, "GET", v1+"?pretty=true", "")
+		if code != http.StatusOK || !strings.Contains(body, "\n  \"awsKms\": {\n") {
+			t.Errorf("GET ?pretty=true = %d %q, want indented JSON", code, body)
+		}
+		code, body = rest(t, "GET", v1+"?envelope=true", "")
+		env := decode(t, body)
+		if code != http.StatusOK || env["status"] != float64(200) || field(env, "content", "awsKms", "enabled") != true {
+			t.Errorf("GET ?envelope=true = %d %s, want 200 {status: 200, content: {...}}", code, body)
+		}
+		code, body = rest(t, "PATCH", v1+"?envelope=true&pretty=true", `{"googleCloudKms": {"enabled": true}}`)
+		env = decode(t, body)
+		if code != http.StatusOK || env["status"] != float64(400) || !strings.Contains(body, "\n  ") {
+			t.Errorf("refused PATCH ?envelope=true&pretty=true = %d %s, want 200 {status: 400, ...} indented", code, body)
+		}
+		want = append(want, mutation{"enable", "InvalidArgument"})
+	})
+
+	t.Run("one audit record per mutation", func(t *testing.T) {
+		// The daemon's stderr reaches the buffer through a pipe: wait for
+		// the records, then a little longer for any extra one.
+		var got []map[string]any
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			got = auditRecords(t, p.stderr.String())[audited:]
+			if len(got) >= len(want) || time.Now().After(deadline) {
+				break
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+		got = auditRecords(t, p.stderr.String())[audited:]
+		if len(got) != len(want) {
+			t.Fatalf("%d audit records, want %d:\n%v", len(got), len(want), got)
+		}
+		for i, w := range want {
+			r := got[i]
+			if r["action"] != w.action || r["code"] != w.code || r["group_id"] != e2eGroup || r["caller"] != "anonymous" {
+				t.Errorf("audit record %d = %v, want action %s, code %s", i, r, w.action, w.code)
+			}
+		}
+	})
+}
+
+// checkNoSecrets fails if the daemon's output holds any of the secrets.
+func checkNoSecrets(t *testing.T, p *proc, secrets ...string) {
+	t.Helper()
+	out := p.stdout.String() + p.stderr.String()
+	for _, s := range append(secrets, awsSecret, azureSecret, "e2e-gcp-secret") {
+		if strings.Contains(out, s) {
+			t.Errorf("the daemon's output shows the secret %q", s)
+		}
+	}
+}
+
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binary; skipped with -short")
+	}
+	t.Parallel()
+	b := buildBinaries(t)
+
+	t.Run("missing credentials", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, b.encryptiond)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), daemon.EnvPrivateKey + "=half-a-s3cr3t"}
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+			t.Fatalf("encryptiond without credentials: %v, want a non-zero exit", err)
+		}
+		if !strings.Contains(string(out), daemon.EnvPublicKey) || !strings.Contains(string(out), daemon.EnvPrivateKey) {
+			t.Errorf("encryptiond without credentials printed %q, want the variables named", out)
+		}
+		if strings.Contains(string(out), "half-a-s3cr3t") {
+			t.Errorf("encryptiond printed a secret: %q", out)
+		}
+	})
+
+	t.Run("dev", func(t *testing.T) {
+		t.Parallel()
+		p := start(t, b.encryptiond, nil, "-dev", "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0")
+		if out := p.stdout.String(); !strings.Contains(out, "EMULATOR") {
+			t.Errorf("-dev banner = %q, want it to say it runs against the emulator", out)
+		}
+		exercise(t, b, p)
+		t.Run("banner commands work verbatim", func(t *testing.T) {
+			runBannerCommands(t, b, p)
+		})
+		if err := p.stop(t); err != nil {
+			t.Errorf("exit after SIGTERM = %v, want status 0\nstderr:\n%s", err, p.stderr)
+		}
+		checkNoSecrets(t, p)
+	})
+
+	t.Run("emulator", func(t *testing.T) {
+		t.Parallel()
+		const clientID, clientSecret = "mdb_sa_id_e2e", "mdb_sa_sk_e2e-client-s3cr3t"
+		emu, srv := atlastest.NewServer(t, atlastest.EmulatorConfig{ClientID: clientID, ClientSecret: clientSecret, AutoCreateGroups: true})
+		p := start(t, b.encryptiond,
+			[]string{daemon.EnvClientID + "=" + clientID, daemon.EnvClientSecret + "=" + clientSecret, daemon.EnvBaseURL + "=" + srv.URL},
+			"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-log-level", "debug",
+		)
+		exercise(t, b, p)
+		if st := emu.Stats(); st.Patches == 0 || st.Tokens == 0 {
+			t.Errorf("emulator stats = %+v, want patches and a token: the daemon did not use the test's emulator", st)
+		}
+		if err := p.stop(t); err != nil {
+			t.Errorf("exit after SIGTERM = %v, want status 0\nstderr:\n%s", err, p.stderr)
+		}
+		if !strings.Contains(p.stderr.String(), `"msg":"stopped"`) {
+			t.Errorf("no stopped record after SIGTERM:\n%s", p.stderr)
+		}
+		checkNoSecrets(t, p, clientSecret)
+	})
+}
+
+// runBannerCommands runs the commands the -dev banner prints, with the
+// built grpcurl standing in for `go tool -modfile=tools/go.mod grpcurl`,
+// and curl if it is installed.
+func runBannerCommands(t *testing.T, b binaries, p *proc) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh to run the banner's commands")
+	}
+	_, curlErr := exec.LookPath("curl")
+	n := 0
+	for _, line := range strings.Split(p.stdout.String(), "\n") {
+		switch {
+		case strings.HasPrefix(line, "go tool -modfile=tools/go.mod grpcurl "):
+			line = b.grpcurlBin + strings.TrimPrefix(line, "go tool -modfile=tools/go.mod grpcurl")
+		case strings.HasPrefix(line, "curl ") && curlErr == nil:
+		default:
+			continue
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		out, err := exec.CommandContext(ctx, sh, "-c", line).CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), `"awsKms"`) {
+			t.Errorf("banner command %q = %v\n%s", line, err, out)
+		}
+		n++
+	}
+	if n < 4 {
+		t.Errorf("ran %d banner commands, want at least 4 (Get, enable, partial update, disable)", n)
+	}
+}

@@ -1,0 +1,297 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/encryptiond/encryptiond/atlas"
+)
+
+// Environment variables read by ParseConfig. Credentials come only from the
+// environment, never from flags, which any user could read in ps.
+const (
+	EnvPublicKey    = "MONGODB_ATLAS_PUBLIC_API_KEY"
+	EnvPrivateKey   = "MONGODB_ATLAS_PRIVATE_API_KEY"
+	EnvClientID     = "MONGODB_ATLAS_CLIENT_ID"
+	EnvClientSecret = "MONGODB_ATLAS_CLIENT_SECRET"
+	EnvBaseURL      = "MONGODB_ATLAS_BASE_URL"
+)
+
+// Defaults of the flags.
+const (
+	DefaultGRPCAddr        = ":9090"
+	DefaultHTTPAddr        = ":8080"
+	DefaultShutdownTimeout = 15 * time.Second
+)
+
+// Config is everything Run needs, parsed from flags and the environment by
+// ParseConfig. The zero value is not useful; build one with ParseConfig, or
+// in tests set the fields directly.
+type Config struct {
+	// GRPCAddr is the gRPC listen address (-grpc-addr). ":0" picks a port;
+	// OnReady reports it.
+	GRPCAddr string
+	// HTTPAddr is the REST, metrics and health listen address (-http-addr).
+	HTTPAddr string
+	// AtlasBaseURL is Atlas's host (-atlas-base-url, else
+	// MONGODB_ATLAS_BASE_URL, else atlas.DefaultBaseURL). Ignored with Dev.
+	AtlasBaseURL string
+	// AtlasAPIVersion selects Atlas API v2 or the legacy v1.0
+	// (-atlas-api-version).
+	AtlasAPIVersion atlas.APIVersion
+	// Dev runs against an Atlas emulator started in-process on a random
+	// loopback port with generated credentials (-dev).
+	Dev bool
+	// LogFormat is "json" or "text" (-log-format).
+	LogFormat string
+	// LogLevel is the minimum level logged (-log-level).
+	LogLevel slog.Level
+	// ShutdownTimeout bounds how long in-flight calls may run after the
+	// context is cancelled (-shutdown-timeout).
+	ShutdownTimeout time.Duration
+	// TLSCert and TLSKey are PEM files; when set, gRPC and HTTP serve TLS
+	// (-tls-cert, -tls-key).
+	TLSCert, TLSKey string
+	// TLSClientCA is a PEM bundle; when set, callers must present a client
+	// certificate signed by it (mutual TLS), and their identity is the
+	// certificate's (-tls-client-ca).
+	TLSClientCA string
+	// AuthzPolicy is the authorization policy file (-authz-policy): which
+	// certificate identity may read or change which project. It needs
+	// TLSClientCA. Without it, with mutual TLS, every authenticated caller
+	// may read and nobody may change.
+	AuthzPolicy string
+	// RateLimit is each caller's average number of calls per second
+	// (-rate-limit); 0 means unlimited.
+	RateLimit float64
+	// RateBurst is how many calls a caller may make at once (-rate-burst);
+	// 0 means the rate limit rounded up.
+	RateBurst int
+	// Credentials authenticate to Atlas; from the environment only.
+	Credentials Credentials
+
+	// OnReady, if not nil, is called once both servers accept connections,
+	// with the addresses they are bound to. Not a flag: tests use it with
+	// ":0" addresses.
+	OnReady func(Addrs)
+}
+
+// Addrs are the addresses the daemon listens on.
+type Addrs struct {
+	GRPC net.Addr
+	HTTP net.Addr
+	// Atlas is the base URL of the Atlas API in use (the emulator's in -dev).
+	Atlas string
+}
+
+// Credentials authenticate the daemon to Atlas: either a programmatic API
+// key (digest) or a service account (OAuth 2.0 client credentials). Its
+// String, GoString and LogValue never show a secret.
+type Credentials struct {
+	PublicKey, PrivateKey  string
+	ClientID, ClientSecret string
+}
+
+// Mode names the kind of credentials: "digest", "service-account" or "none".
+func (c Credentials) Mode() string {
+	switch {
+	case c.PublicKey != "":
+		return "digest"
+	case c.ClientID != "":
+		return "service-account"
+	}
+	return "none"
+}
+
+// String describes c without its secrets.
+func (c Credentials) String() string { return "credentials(" + c.Mode() + ")" }
+
+// GoString describes c without its secrets, for %#v.
+func (c Credentials) GoString() string { return c.String() }
+
+// LogValue describes c without its secrets, for slog.
+func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// MarshalJSON describes c without its secrets, for a Config marshalled
+// whole (slog's JSON handler does that with a struct).
+func (c Credentials) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
+
+// ParseConfig parses the command-line arguments (without the program name)
+// and the environment, read through getenv. It returns flag.ErrHelp for
+// -help or -h; print Usage then. Every error names the flag or variable at
+// fault.
+func ParseConfig(args []string, getenv func(string) string) (Config, error) {
+	cfg := Config{}
+	fs := newFlagSet(&cfg)
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q: encryptiond takes only flags (see -help)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	if !set["atlas-base-url"] {
+		if v := getenv(EnvBaseURL); v != "" {
+			cfg.AtlasBaseURL = v
+		}
+	}
+	if cfg.AtlasAPIVersion != atlas.APIVersionV2 && cfg.AtlasAPIVersion != atlas.APIVersionV1 {
+		return Config{}, fmt.Errorf("-atlas-api-version %q: want %q or %q", cfg.AtlasAPIVersion, atlas.APIVersionV2, atlas.APIVersionV1)
+	}
+	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
+		return Config{}, fmt.Errorf("-log-format %q: want \"json\" or \"text\"", cfg.LogFormat)
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		return Config{}, fmt.Errorf("-shutdown-timeout %v: want a positive duration", cfg.ShutdownTimeout)
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return Config{}, errors.New("-tls-cert and -tls-key: give both or neither")
+	}
+	if cfg.TLSClientCA != "" && cfg.TLSCert == "" {
+		return Config{}, errors.New("-tls-client-ca needs -tls-cert and -tls-key: mutual TLS is TLS first")
+	}
+
+	if cfg.AuthzPolicy != "" && cfg.TLSClientCA == "" {
+		return Config{}, errors.New("-authz-policy needs -tls-client-ca: a policy names callers by their client certificates")
+	}
+	if math.IsNaN(cfg.RateLimit) || math.IsInf(cfg.RateLimit, 0) || cfg.RateLimit < 0 {
+		return Config{}, fmt.Errorf("-rate-limit %v: want 0 (unlimited) or a positive number of calls per second", cfg.RateLimit)
+	}
+	if cfg.RateBurst < 0 {
+		return Config{}, fmt.Errorf("-rate-burst %d: want 0 or more", cfg.RateBurst)
+	}
+	if cfg.Dev {
+		// -dev is open to any caller: keep it on loopback unless told otherwise.
+		cfg.GRPCAddr, cfg.HTTPAddr = loopback(cfg.GRPCAddr), loopback(cfg.HTTPAddr)
+	}
+
+	creds, err := credentialsFromEnv(getenv)
+	if err != nil && !cfg.Dev {
+		return Config{}, err
+	}
+	if !cfg.Dev {
+		cfg.Credentials = creds
+	}
+	return cfg, nil
+}
+
+// loopback puts an address without a host (":9090") on 127.0.0.1.
+func loopback(addr string) string {
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "" {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}
+
+// credentialsFromEnv reads exactly one complete pair of credentials.
+func credentialsFromEnv(getenv func(string) string) (Credentials, error) {
+	c := Credentials{
+		PublicKey:    getenv(EnvPublicKey),
+		PrivateKey:   getenv(EnvPrivateKey),
+		ClientID:     getenv(EnvClientID),
+		ClientSecret: getenv(EnvClientSecret),
+	}
+	digest := c.PublicKey != "" || c.PrivateKey != ""
+	service := c.ClientID != "" || c.ClientSecret != ""
+	switch {
+	case digest && service:
+		return Credentials{}, fmt.Errorf("Atlas credentials: both an API key (%s, %s) and a service account (%s, %s) are set: set exactly one pair",
+			EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret)
+	case digest && (c.PublicKey == "" || c.PrivateKey == ""):
+		return Credentials{}, fmt.Errorf("Atlas credentials: %s and %s must be set together; %s is missing",
+			EnvPublicKey, EnvPrivateKey, missing(c.PublicKey, EnvPublicKey, EnvPrivateKey))
+	case service && (c.ClientID == "" || c.ClientSecret == ""):
+		return Credentials{}, fmt.Errorf("Atlas credentials: %s and %s must be set together; %s is missing",
+			EnvClientID, EnvClientSecret, missing(c.ClientID, EnvClientID, EnvClientSecret))
+	case !digest && !service:
+		return Credentials{}, fmt.Errorf("no Atlas credentials: set %s and %s (API key), or %s and %s (service account); or run with -dev to use the built-in emulator",
+			EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret)
+	}
+	return c, nil
+}
+
+// missing names the absent half of a pair whose first value is first.
+func missing(first, firstName, secondName string) string {
+	if first == "" {
+		return firstName
+	}
+	return secondName
+}
+
+// newFlagSet declares every flag, bound to cfg with its default.
+func newFlagSet(cfg *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("encryptiond", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // Usage is printed by the caller, once.
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", DefaultGRPCAddr, "gRPC listen `address`; with -dev an address without a host listens on 127.0.0.1")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", DefaultHTTPAddr, "REST, /metrics, /healthz, /readyz and /openapi.json listen `address`; with -dev an address without a host listens on 127.0.0.1")
+	fs.StringVar(&cfg.AtlasBaseURL, "atlas-base-url", atlas.DefaultBaseURL, "Atlas Administration API base `URL`; when not given, $"+EnvBaseURL+" if set")
+	cfg.AtlasAPIVersion = atlas.APIVersionV2
+	fs.Func("atlas-api-version", "Atlas API `version`: v2 or v1.0 (legacy) (default v2)", func(s string) error {
+		cfg.AtlasAPIVersion = atlas.APIVersion(s)
+		return nil
+	})
+	fs.BoolVar(&cfg.Dev, "dev", false, "run against an Atlas emulator started in-process on a random loopback port, with generated credentials; prints ready-to-paste commands (default off)")
+	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or text")
+	cfg.LogLevel = slog.LevelInfo
+	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "minimum log `level`: debug, info, warn or error")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "how long in-flight calls may finish after SIGTERM or SIGINT")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate `file`; with -tls-key, gRPC and HTTP serve TLS (default none: plaintext)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` for -tls-cert (default none)")
+	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA bundle `file`; when given, callers must present a client certificate it signed (mutual TLS) (default none: no client authentication)")
+	fs.StringVar(&cfg.AuthzPolicy, "authz-policy", "", "authorization policy `file` (YAML or JSON) mapping client certificate identities to the projects they may read and change; needs -tls-client-ca. Without it, under mutual TLS, every authenticated caller may read and nobody may change (default none)")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "average `calls` per second each caller may make; 0 is unlimited (default 0)")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "`calls` a caller may make at once; 0 is -rate-limit rounded up (default 0)")
+	return fs
+}
+
+// Usage returns the -help text: every flag and environment variable with
+// its default.
+func Usage() string {
+	var b strings.Builder
+	b.WriteString(`encryptiond serves the atlas.encryption.v1.EncryptionService API (gRPC and
+REST) for MongoDB Atlas Encryption at Rest with Customer Key Management.
+
+Usage:
+  encryptiond [flags]
+
+Flags:
+`)
+	fs := newFlagSet(&Config{})
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fmt.Fprintf(&b, `
+Environment (credentials are read only from here, never from flags):
+  %s, %s
+        Atlas programmatic API key (HTTP digest authentication).
+  %s, %s
+        Atlas service account (OAuth 2.0 client credentials).
+        Set exactly one of the two pairs; without -dev, a missing pair, half a
+        pair or both pairs stop the daemon at once. No defaults.
+  %s
+        Atlas base URL, used when -atlas-base-url is not given
+        (default %s).
+
+Signals: SIGTERM or SIGINT stops the daemon gracefully (see -shutdown-timeout);
+it exits 0.
+`, EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret, EnvBaseURL, atlas.DefaultBaseURL)
+	return b.String()
+}
+
+// NewLogger returns the logger cfg asks for, writing to w.
+func NewLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

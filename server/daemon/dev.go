@@ -1,0 +1,141 @@
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/encryptiond/encryptiond/atlas/atlastest"
+)
+
+// SampleGroupID is the project id the dev banner's commands use. In -dev
+// every well-formed id exists.
+const SampleGroupID = "32b6e34b3d91647abb20e7b8"
+
+// devAtlas is the Atlas emulator that -dev runs in-process.
+type devAtlas struct {
+	url   string
+	creds Credentials
+	srv   *http.Server
+	done  chan error
+}
+
+// startDevAtlas serves an emulator on a random loopback port that accepts
+// freshly generated digest credentials, known only to this process.
+func startDevAtlas() (*devAtlas, error) {
+	creds := Credentials{PublicKey: "dev" + randomHex(4), PrivateKey: randomHex(16)}
+	emu := atlastest.NewEmulator(atlastest.EmulatorConfig{
+		PublicKey:        creds.PublicKey,
+		PrivateKey:       creds.PrivateKey,
+		AutoCreateGroups: true,
+	})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("dev: starting the Atlas emulator: %w", err)
+	}
+	d := &devAtlas{
+		url:   "http://" + lis.Addr().String(),
+		creds: creds,
+		srv:   &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second},
+		done:  make(chan error, 1),
+	}
+	go func() { d.done <- d.srv.Serve(lis) }()
+	return d, nil
+}
+
+// close stops the emulator.
+func (d *devAtlas) close(ctx context.Context) error {
+	err := d.srv.Shutdown(ctx)
+	if serveErr := <-d.done; !errors.Is(serveErr, http.ErrServerClosed) {
+		err = errors.Join(err, serveErr)
+	}
+	return err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails.
+	return hex.EncodeToString(b)
+}
+
+// hostPort turns a listen address into one a local client can dial:
+// "[::]:9090" and ":9090" become "localhost:9090".
+func hostPort(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// writeBanner prints what -dev runs on and ready-to-paste commands for a
+// Get, an enable, a partial update and a disable, over gRPC and REST.
+func writeBanner(w io.Writer, addrs Addrs, tls bool) {
+	grpcAddr, httpAddr := hostPort(addrs.GRPC), hostPort(addrs.HTTP)
+	grpcurl := "go tool -modfile=tools/go.mod grpcurl -plaintext"
+	curl, scheme := "curl -s", "http"
+	if tls {
+		grpcurl = "go tool -modfile=tools/go.mod grpcurl -insecure"
+		curl, scheme = "curl -sk", "https"
+	}
+	const svc = "atlas.encryption.v1.EncryptionService"
+	g := SampleGroupID
+	url := fmt.Sprintf("'%s://%s/v1/groups/%s/encryptionAtRest?pretty=true'", scheme, httpAddr, g)
+	enable := `{"awsKms": {"enabled": true, "customerMasterKeyID": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "region": "US_EAST_1", "roleId": "64b6e34b3d91647abb20e7b9"}}`
+	update := `{"awsKms": {"region": "US_WEST_2"}}`
+	disable := `{"awsKms": {"enabled": false}}`
+	req := func(body string) string { return fmt.Sprintf(`{"groupId": "%s", "config": %s}`, g, body) }
+
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+encryptiond is running in DEVELOPMENT mode against an in-process Atlas EMULATOR
+(%s) with generated credentials: no real Atlas project is touched.
+Every well-formed group id exists and nothing is persisted. Both servers
+listen on loopback only and are open to any local caller.
+
+  gRPC  %s   (reflection on: try "%s %s describe %s")
+  REST  %s://%s   (/openapi.json, /metrics, /healthz, /readyz)
+
+Run these from the repository root.
+
+# Get
+%s -d '{"groupId": "%s"}' %s %s/GetEncryptionAtRest
+%s %s
+
+# Enable AWS KMS (a role-based configuration)
+%s -d '%s' %s %s/UpdateEncryptionAtRest
+%s -X PATCH -H 'Content-Type: application/json' %s -d '%s'
+
+# Partial update: change only the region
+%s -d '%s' %s %s/UpdateEncryptionAtRest
+%s -X PATCH -H 'Content-Type: application/json' %s -d '%s'
+
+# Disable AWS KMS
+%s -d '%s' %s %s/UpdateEncryptionAtRest
+%s -X PATCH -H 'Content-Type: application/json' %s -d '%s'
+
+`,
+		addrs.Atlas,
+		grpcAddr, grpcurl, grpcAddr, svc,
+		scheme, httpAddr,
+		grpcurl, g, grpcAddr, svc,
+		curl, url,
+		grpcurl, req(enable), grpcAddr, svc,
+		curl, url, enable,
+		grpcurl, req(update), grpcAddr, svc,
+		curl, url, update,
+		grpcurl, req(disable), grpcAddr, svc,
+		curl, url, disable,
+	)
+	io.WriteString(w, b.String())
+}

@@ -1,0 +1,173 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/server/audit"
+	"github.com/encryptiond/encryptiond/server/telemetry"
+)
+
+// Limits of the gRPC server.
+const (
+	// maxRecvMsgSize matches the REST body limit: a request is about a
+	// kilobyte, so anything near this is not a request.
+	maxRecvMsgSize = 1 << 20
+	// maxSendMsgSize bounds answers (an EncryptionAtRest is about a kilobyte;
+	// reflection answers are larger).
+	maxSendMsgSize = 4 << 20
+	// maxConcurrentStreams bounds concurrent calls per connection; the REST
+	// gateway's calls all share one connection.
+	maxConcurrentStreams = 1000
+	// maxHeaderListSize bounds a call's metadata.
+	maxHeaderListSize = 256 << 10
+)
+
+// grpcServerOptions assembles the server's options. The unary interceptor
+// order is, outermost first: identity (who calls), logging, metrics, audit
+// (sees every mutation, refused ones included), authorization (authz:
+// authentication, rate limit, policy), recovery (innermost, so the others
+// see a panic as INTERNAL). Streaming calls (reflection, health Watch) get
+// identity, logging, metrics, authentication (mTLS only) and recovery.
+func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public credentials.TransportCredentials, authorize grpc.UnaryServerInterceptor, requireAuth bool, stopping <-chan struct{}) []grpc.ServerOption {
+	unary := []grpc.UnaryServerInterceptor{
+		identityUnary,
+		telemetry.UnaryLogging(logger),
+		metrics.UnaryServerInterceptor(),
+		audit.UnaryServerInterceptor(logger.With(slog.String("logger", "audit"))),
+		authorize,
+		telemetry.UnaryRecovery(logger),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		endWatchOnShutdown(stopping),
+		identityStream,
+		telemetry.StreamLogging(logger),
+		metrics.StreamServerInterceptor(),
+	}
+	if requireAuth {
+		stream = append(stream, requireAuthStream)
+	}
+	stream = append(stream, telemetry.StreamRecovery(logger))
+
+	return []grpc.ServerOption{
+		grpc.Creds(splitCredentials{public}),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.MaxSendMsgSize(maxSendMsgSize),
+		grpc.MaxConcurrentStreams(maxConcurrentStreams),
+		grpc.MaxHeaderListSize(maxHeaderListSize),
+		grpc.ConnectionTimeout(10 * time.Second),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			// Close idle connections so that load balancers rebalance, and
+			// ping quiet ones to find dead peers.
+			MaxConnectionIdle: 15 * time.Minute,
+			Time:              2 * time.Minute,
+			Timeout:           20 * time.Second,
+		}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             15 * time.Second,
+			PermitWithoutStream: true,
+		}),
+	}
+}
+
+// watchGrace is how long a health Watch stream stays open after shutdown
+// begins, so that it delivers NOT_SERVING before it ends.
+const watchGrace = 250 * time.Millisecond
+
+// endWatchOnShutdown ends health Watch streams shortly after stopping is
+// closed. A Watch never ends by itself, so GracefulStop would otherwise
+// wait for the whole shutdown timeout whenever a client watches health.
+func endWatchOnShutdown(stopping <-chan struct{}) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if info.FullMethod != healthgrpc.Health_Watch_FullMethodName {
+			return handler(srv, ss)
+		}
+		ctx, cancel := context.WithCancel(ss.Context())
+		defer cancel()
+		go func() {
+			select {
+			case <-stopping:
+				t := time.NewTimer(watchGrace)
+				defer t.Stop()
+				select {
+				case <-t.C:
+					cancel()
+				case <-ctx.Done():
+				}
+			case <-ctx.Done():
+			}
+		}()
+		return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+// registerServices registers the encryption service, health and reflection
+// on s. Reflection serves the source descriptors, comments included.
+func registerServices(s *grpc.Server, svc encryptionv1.EncryptionServiceServer, hs *health.Server) error {
+	encryptionv1.RegisterEncryptionServiceServer(s, svc)
+	healthgrpc.RegisterHealthServer(s, hs)
+
+	resolver, err := newSourceResolver()
+	if err != nil {
+		return err
+	}
+	opts := reflection.ServerOptions{Services: s, DescriptorResolver: resolver}
+	reflectionv1.RegisterServerReflectionServer(s, reflection.NewServerV1(opts))
+	reflectionv1alpha.RegisterServerReflectionServer(s, reflection.NewServer(opts))
+	return nil
+}
+
+// sourceResolver resolves descriptors from the API's source descriptor
+// (encryptionv1.SourceFileDescriptor, which keeps the comments that the
+// descriptor linked into the Go package lacks), and everything else
+// (health, reflection, imports) from protoregistry.GlobalFiles.
+type sourceResolver struct{ source *protoregistry.Files }
+
+func newSourceResolver() (*sourceResolver, error) {
+	fdp := new(descriptorpb.FileDescriptorProto)
+	if err := proto.Unmarshal(encryptionv1.SourceFileDescriptor(), fdp); err != nil {
+		return nil, fmt.Errorf("reflection: decoding the source descriptor: %w", err)
+	}
+	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+	if err != nil {
+		return nil, fmt.Errorf("reflection: building the source descriptor: %w", err)
+	}
+	files := new(protoregistry.Files)
+	if err := files.RegisterFile(fd); err != nil {
+		return nil, fmt.Errorf("reflection: registering the source descriptor: %w", err)
+	}
+	return &sourceResolver{source: files}, nil
+}
+
+func (r *sourceResolver) FindFileByPath(path string) (protoreflect.FileDescriptor, error) {
+	if fd, err := r.source.FindFileByPath(path); err == nil {
+		return fd, nil
+	}
+	return protoregistry.GlobalFiles.FindFileByPath(path)
+}
+
+func (r *sourceResolver) FindDescriptorByName(name protoreflect.FullName) (protoreflect.Descriptor, error) {
+	if d, err := r.source.FindDescriptorByName(name); err == nil {
+		return d, nil
+	}
+	return protoregistry.GlobalFiles.FindDescriptorByName(name)
+}

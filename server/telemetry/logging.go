@@ -1,0 +1,156 @@
+package telemetry
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/encryptiond/encryptiond/server/caller"
+)
+
+// groupIDer is implemented by every request message that names a project.
+type groupIDer interface{ GetGroupId() string }
+
+// quietPrefixes are methods logged at debug level when they succeed:
+// health checks and reflection would otherwise drown the log.
+var quietPrefixes = []string{"/grpc.health.v1.Health/", "/grpc.reflection."}
+
+// UnaryLogging returns an interceptor that logs one record per call with the
+// method, status code, duration, group id, peer address and caller identity.
+// It never logs the request or response.
+func UnaryLogging(logger *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		attrs := []slog.Attr{}
+		if g, ok := req.(groupIDer); ok {
+			attrs = append(attrs, slog.String("group_id", g.GetGroupId()))
+		}
+		logCall(ctx, logger, info.FullMethod, start, err, attrs)
+		return resp, err
+	}
+}
+
+// StreamLogging is UnaryLogging for streaming calls (health Watch,
+// reflection).
+func StreamLogging(logger *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		start := time.Now()
+		err := handler(srv, ss)
+		logCall(ss.Context(), logger, info.FullMethod, start, err, nil)
+		return err
+	}
+}
+
+func logCall(ctx context.Context, logger *slog.Logger, method string, start time.Time, err error, extra []slog.Attr) {
+	code := status.Code(err)
+	level := levelFor(method, code)
+	if !logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("method", method),
+		slog.String("code", code.String()),
+		slog.Duration("duration", time.Since(start)),
+	}
+	attrs = append(attrs, extra...)
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		attrs = append(attrs, slog.String("peer", p.Addr.String()))
+	}
+	// The REST gateway passes its HTTP client's address on.
+	if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 {
+		attrs = append(attrs, slog.String("forwarded_for", truncate(v[0], 256)))
+	}
+	attrs = append(attrs, slog.String("caller", caller.FromContext(ctx)))
+	if err != nil {
+		// Status messages are built by the server to be shown to callers:
+		// they name fields, never values.
+		attrs = append(attrs, slog.String("error", status.Convert(err).Message()))
+	}
+	logger.LogAttrs(ctx, level, "grpc call", attrs...)
+}
+
+// levelFor logs server faults as errors, caller faults as info, and
+// successful health checks and reflection as debug.
+func levelFor(method string, code codes.Code) slog.Level {
+	switch code {
+	case codes.OK:
+		for _, p := range quietPrefixes {
+			if len(method) >= len(p) && method[:len(p)] == p {
+				return slog.LevelDebug
+			}
+		}
+		return slog.LevelInfo
+	case codes.Internal, codes.Unknown, codes.DataLoss, codes.Unimplemented:
+		return slog.LevelError
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
+// AccessLog wraps next with an HTTP access log: method, path (never the
+// query or body), status, duration and remote address. Requests to quiet
+// paths (probes, metrics scrapes) are logged at debug level.
+func AccessLog(logger *slog.Logger, next http.Handler, quietPaths ...string) http.Handler {
+	quiet := make(map[string]bool, len(quietPaths))
+	for _, p := range quietPaths {
+		quiet[p] = true
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		level := slog.LevelInfo
+		switch {
+		case rec.status >= 500:
+			level = slog.LevelError
+		case quiet[r.URL.Path] && rec.status < 400:
+			level = slog.LevelDebug
+		}
+		logger.LogAttrs(r.Context(), level, "http request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote_addr", r.RemoteAddr),
+		)
+	})
+}
+
+// statusRecorder remembers the status code a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wroteHeader {
+		s.status, s.wroteHeader = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wroteHeader = true
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer (Flush).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// truncate bounds a caller-supplied string before it is logged.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

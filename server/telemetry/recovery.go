@@ -1,0 +1,35 @@
+package telemetry
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// recoveryOption turns a panic into codes.Internal with a fixed message,
+// logging the panic value and stack: the caller learns nothing of the
+// server's internals.
+func recoveryOption(logger *slog.Logger) recovery.Option {
+	return recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		logger.LogAttrs(ctx, slog.LevelError, "panic in gRPC handler",
+			slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+		return status.Error(codes.Internal, "internal error")
+	})
+}
+
+// UnaryRecovery returns an interceptor that turns a panic into an Internal
+// error and logs it. Put it last in the chain so the other interceptors see
+// the Internal code.
+func UnaryRecovery(logger *slog.Logger) grpc.UnaryServerInterceptor {
+	return recovery.UnaryServerInterceptor(recoveryOption(logger))
+}
+
+// StreamRecovery is UnaryRecovery for streaming calls.
+func StreamRecovery(logger *slog.Logger) grpc.StreamServerInterceptor {
+	return recovery.StreamServerInterceptor(recoveryOption(logger))
+}
