@@ -28,6 +28,19 @@ run: ## Start encryptiond on its embedded Atlas emulator (gRPC :9090, REST :8080
 test: ## Run every test with the race detector.
 	$(GO) test -race -shuffle=on -count=1 ./...
 
+# Every fuzz target, as package:Target. `make test` runs their seed corpora
+# as ordinary tests; `make fuzz` explores each for FUZZTIME.
+FUZZ_TARGETS := ./server:FuzzUpdateRules ./server:FuzzRESTUpdate ./atlas:FuzzDecodeResponse
+FUZZTIME ?= 30s
+
+.PHONY: fuzz
+fuzz: ## Fuzz each target for FUZZTIME (default 30s; CI uses less).
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
 .PHONY: build
 build: ## Build the binaries into bin/.
 	$(GO) build -o bin/ ./cmd/...
