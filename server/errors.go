@@ -33,6 +33,11 @@ const (
 	// ReasonOutcomeUnknown is the ErrorInfo reason of a change that was sent
 	// to Atlas without an answer: it may or may not have been applied.
 	ReasonOutcomeUnknown = "OUTCOME_UNKNOWN"
+
+	// ReasonAppliedUnreadable is the ErrorInfo reason of a change that Atlas
+	// applied (it answered 2xx) whose answer, and the state read after it,
+	// could not be read.
+	ReasonAppliedUnreadable = "APPLIED_ANSWER_UNREADABLE"
 )
 
 // atlasCodes maps the HTTP status of an Atlas error to a gRPC code. Read it
@@ -85,6 +90,12 @@ func atlasError(ctx context.Context, err error, groupID, provider string, secret
 
 	if errors.Is(err, atlas.ErrOutcomeUnknown) {
 		return withDetails(codes.Unavailable, "the connection to Atlas was lost after the change was sent: it may or may not have been applied; read the configuration before trying again", info(ReasonOutcomeUnknown, http.StatusBadGateway))
+	}
+	if errors.Is(err, atlas.ErrUpdateAppliedUnreadable) {
+		return withDetails(codes.Unavailable, "Atlas applied the change, but neither its answer nor the state read after it could be read; read the configuration again", info(ReasonAppliedUnreadable, http.StatusBadGateway))
+	}
+	if errors.Is(err, atlas.ErrMalformedResponse) {
+		return withDetails(codes.Unavailable, "Atlas answered with a body this service cannot read: "+redact(err.Error(), secrets), info("ATLAS_MALFORMED_RESPONSE", http.StatusBadGateway))
 	}
 	var ae *atlas.Error
 	if !errors.As(err, &ae) {

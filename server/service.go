@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 
@@ -90,6 +92,13 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 	// Whatever came back, the project may have changed: Gets from now on do
 	// not share calls that started before.
 	s.changes.Add(1)
+	if errors.Is(err, atlas.ErrUpdateAppliedUnreadable) {
+		// Atlas applied the change but its answer was unreadable: the
+		// state after the change is one GET away.
+		if result, err = s.atlas.GetEncryptionAtRest(ctx, r.groupID); err != nil {
+			err = fmt.Errorf("%w; reading the state afterwards: %w", atlas.ErrUpdateAppliedUnreadable, err)
+		}
+	}
 	if err != nil {
 		return nil, atlasError(ctx, err, r.groupID, r.provider.atlas, secrets)
 	}

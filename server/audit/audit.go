@@ -94,8 +94,13 @@ func Outcome(m server.Mutation, err error) string {
 	}
 	st := status.Convert(err)
 	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetReason() == server.ReasonOutcomeUnknown {
-			return OutcomeUnknown
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			switch info.GetReason() {
+			case server.ReasonOutcomeUnknown:
+				return OutcomeUnknown
+			case server.ReasonAppliedUnreadable:
+				return OutcomeApplied
+			}
 		}
 	}
 	switch st.Code() {
