@@ -41,9 +41,28 @@ fuzz: ## Fuzz each target for FUZZTIME (default 30s; CI uses less).
 	  $(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	done
 
+# The soak run: real binaries on 127.0.0.1, self-stopping after SOAK_DURATION.
+SOAK_DURATION ?= 5m
+
+.PHONY: soak
+soak: ## Soak the daemon for SOAK_DURATION (default 5m) with 5% Atlas faults; results into BENCH.md.
+	$(GO) build -o .build/soak/ ./cmd/encryptiond ./cmd/atlas-emulator ./cmd/encryptiond-soak
+	.build/soak/encryptiond-soak -bin .build/soak -duration $(SOAK_DURATION) -out BENCH.md
+
 .PHONY: build
 build: ## Build the binaries into bin/.
 	$(GO) build -o bin/ ./cmd/...
+
+BENCH_BIN := .build/bench
+
+.PHONY: bench
+bench: ## Measure issue 6's targets (emulator + daemon as processes, ghz, wrk, curl) and update BENCH.md; ~2 min.
+	$(GO) build -o $(BENCH_BIN)/ ./cmd/encryptiond ./cmd/atlas-emulator ./cmd/encryptiond-bench
+	$(GO) -C tools build -o ../$(BENCH_BIN)/ github.com/bojand/ghz/cmd/ghz
+	@command -v wrk >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || \
+	  { echo "installing wrk and curl with apt-get"; (apt-get update -qq && apt-get install -y -qq wrk curl) >/dev/null || \
+	    echo "could not install wrk: REST load falls back to the driver's Go generator"; }
+	$(BENCH_BIN)/encryptiond-bench -bin $(BENCH_BIN) -out BENCH.md
 
 .PHONY: protodeps
 protodeps: ## Copy the imported third-party .proto files from Go modules into .build/.

@@ -1,0 +1,47 @@
+// Command encryptiond-bench is the benchmark driver behind `make bench`. It
+// measures every target of issue 6 ("Atlas round trips at the physical
+// minimum") side by side in one run on one machine, prints a table with a
+// verdict per target and writes it into BENCH.md.
+//
+// It starts cmd/atlas-emulator and cmd/encryptiond as separate processes on
+// 127.0.0.1 (random free ports, generated digest credentials passed to the
+// daemon in its environment), then drives the daemon with real load tools:
+// ghz for gRPC, wrk for REST (a built-in Go load generator when wrk is
+// missing) and curl --digest as the reference direct client. Atlas
+// exchanges and digest challenges are counted at the emulator through its
+// /_emulator/ control endpoints. Every load run is bounded by a count or a
+// duration; the child processes are stopped when the driver exits or is
+// interrupted (and are sent SIGTERM if it dies).
+//
+// Usage (make bench builds the binaries into .build/bench first):
+//
+//	encryptiond-bench -bin .build/bench -out BENCH.md
+//
+// Flags:
+//
+//	-bin       directory holding atlas-emulator, encryptiond and ghz (default .build/bench)
+//	-out       Markdown file whose generated section is replaced; "" prints only (default BENCH.md)
+//	-duration  length of each throughput and latency load run (default 5s)
+//
+// Only the part of -out between the markers <!-- bench:begin --> and
+// <!-- bench:end --> is rewritten, so notes written around it (profiles,
+// what changed) survive a new run.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "encryptiond-bench:", err)
+		stop()
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,659 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/encryptiond/encryptiond/atlas"
+	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+)
+
+// config is the driver's configuration, from flags.
+type config struct {
+	bin      string
+	out      string
+	duration time.Duration
+}
+
+func parseFlags(args []string, w io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("encryptiond-bench", flag.ContinueOnError)
+	fs.SetOutput(w)
+	fs.StringVar(&c.bin, "bin", ".build/bench", "`directory` holding atlas-emulator, encryptiond and ghz")
+	fs.StringVar(&c.out, "out", "BENCH.md", "Markdown `file` whose generated section is replaced; empty prints only")
+	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of each throughput and latency load run")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if c.duration < time.Second {
+		return c, errors.New("-duration: want at least 1s")
+	}
+	return c, nil
+}
+
+// bench holds the processes and clients of one run.
+type bench struct {
+	cfg    config
+	dir    string
+	emu    *emulator
+	d      *daemon
+	conn   *grpc.ClientConn
+	grpc   encryptionv1.EncryptionServiceClient
+	rest   *http.Client
+	direct *atlas.Client // a warm digest client straight to the emulator
+	log    io.Writer
+
+	results []result
+	notes   []string
+	// steady accumulates the emulator's counters over the daemon's load
+	// runs, for the challenges-per-1000-calls target.
+	steady emuStats
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := parseFlags(args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, tool := range []string{"curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s is required: %w", tool, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "encryptiond-bench-")
+	if err != nil {
+		return err
+	}
+	b := &bench{cfg: cfg, dir: dir, log: stdout}
+	fmt.Fprintf(stdout, "encryptiond-bench: %d cores, logs in %s\n", runtime.NumCPU(), dir)
+
+	b.emu, err = startEmulator(ctx, dir, filepath.Join(cfg.bin, "atlas-emulator"))
+	if err != nil {
+		return err
+	}
+	defer b.emu.proc.stop()
+	b.d, err = startDaemon(ctx, dir, filepath.Join(cfg.bin, "encryptiond"), b.emu)
+	if err != nil {
+		return err
+	}
+	defer func() { b.d.proc.stop() }() // b.d changes on restart
+	fmt.Fprintf(stdout, "emulator %s (pid %d); encryptiond grpc %s http %s (pid %d)\n",
+		b.emu.url, b.emu.proc.pid(), b.d.grpcAddr, b.d.httpAddr, b.d.proc.pid())
+
+	if err := b.connect(); err != nil {
+		return err
+	}
+	defer func() { b.conn.Close() }()
+	b.rest = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1100, MaxIdleConns: 1100}}
+	b.direct, err = atlas.NewClient(atlas.WithBaseURL(b.emu.url), atlas.WithDigest(b.emu.public, b.emu.private))
+	if err != nil {
+		return err
+	}
+
+	steps := []struct {
+		name string
+		f    func(context.Context) error
+	}{
+		{"warm up and idle memory", b.warmUp},
+		{"1: Atlas exchanges per call", b.roundTrips},
+		{"2: REST Get vs curl --digest at 100 ms", b.versusCurl},
+		{"3: coalescing", b.coalescing},
+		{"4: overhead, single caller, zero latency", b.overhead},
+		{"4: 200 concurrent callers at 50 ms", b.concurrent200},
+		{"5: throughput, zero latency", b.throughput},
+		{"6: memory at 1000 concurrent callers", b.memory1000},
+	}
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "== %s\n", s.name)
+		if err := s.f(ctx); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	b.addChallengeResult()
+	b.checkDaemonLog()
+
+	report := b.report(time.Now())
+	fmt.Fprintln(stdout)
+	fmt.Fprint(stdout, report)
+	if cfg.out != "" {
+		if err := writeSection(cfg.out, report); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nwrote %s\n", cfg.out)
+	}
+	return nil
+}
+
+// group returns a project id: prefix (8 hex digits) then i.
+func group(prefix uint32, i int64) string { return fmt.Sprintf("%08x%016x", prefix, i) }
+
+// Prefixes keep the projects of each step apart.
+const (
+	pfxWarm uint32 = 0xa0000000 + iota
+	pfxTrips
+	pfxCurl
+	pfxCoalesce40
+	pfxCoalesce1000
+	pfxOverhead
+	pfxRawWRK
+	pfxLoad
+)
+
+// The load runs cycle through one pool of projects, far more than there
+// are concurrent callers, so that two calls in flight never name the same
+// project: none is shared, each costs one Atlas exchange, the daemon's
+// worst case. The pool is bounded because the daemon keeps a valid gauge
+// per project it has seen, for ever: a new project per call would measure
+// that growth rather than the call.
+const loadPool = 4096
+
+func loadGroup(i int64) string { return group(pfxLoad, i%loadPool) }
+
+// connect (re)creates the gRPC client connection to the daemon.
+func (b *bench) connect() error {
+	if b.conn != nil {
+		b.conn.Close()
+	}
+	conn, err := grpc.NewClient(b.d.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	b.conn, b.grpc = conn, encryptionv1.NewEncryptionServiceClient(conn)
+	return nil
+}
+
+// restartDaemon replaces the daemon with a fresh process, warmed with one
+// call, so that a measurement of memory does not carry earlier runs' heap.
+func (b *bench) restartDaemon(ctx context.Context) error {
+	before, _ := readMemory(b.d.proc.pid())
+	b.d.proc.stop()
+	d, err := startDaemon(ctx, b.dir, filepath.Join(b.cfg.bin, "encryptiond"), b.emu)
+	if err != nil {
+		return err
+	}
+	b.note("daemon restarted for the memory run; the old one ended at RSS %s (peak %s)", mb(before.rss), mb(before.hwm))
+	b.d = d
+	if err := b.connect(); err != nil {
+		return err
+	}
+	return b.getGRPC(ctx, group(pfxWarm, 0))
+}
+
+func (b *bench) getGRPC(ctx context.Context, groupID string) error {
+	_, err := b.grpc.GetEncryptionAtRest(ctx, &encryptionv1.GetEncryptionAtRestRequest{GroupId: groupID})
+	return err
+}
+
+func (b *bench) getREST(ctx context.Context, groupID string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.d.httpAddr+"/v1/groups/"+groupID+"/encryptionAtRest", nil)
+	if err != nil {
+		return err
+	}
+	res, err := b.rest.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("REST Get: %s", res.Status)
+	}
+	return nil
+}
+
+func (b *bench) getDirect(ctx context.Context, groupID string) error {
+	_, err := b.direct.GetEncryptionAtRest(ctx, groupID)
+	return err
+}
+
+func (b *bench) warmUp(ctx context.Context) error {
+	for i := range int64(20) {
+		if err := b.getGRPC(ctx, group(pfxWarm, i)); err != nil {
+			return err
+		}
+		if err := b.getREST(ctx, group(pfxWarm, i)); err != nil {
+			return err
+		}
+		if err := b.getDirect(ctx, group(pfxWarm, i)); err != nil {
+			return err
+		}
+	}
+	time.Sleep(2 * time.Second) // let the runtime settle after start-up
+	m, err := readMemory(b.d.proc.pid())
+	if err != nil {
+		return err
+	}
+	b.add(result{target: "6", what: "RSS idle (after start-up and 40 calls)", limit: "≤ 30 MB", value: mb(m.rss), pass: m.rss <= 30<<20})
+	return nil
+}
+
+// roundTrips counts the exchanges of single calls at the emulator, with
+// the daemon's digest client warm.
+func (b *bench) roundTrips(ctx context.Context) error {
+	g := group(pfxTrips, 1)
+	role := "5f3b1c2d3e4f5a6b7c8d9e0f"
+	on, off := true, false
+	region, cmk := "US_EAST_1", "arn:aws:kms:us-east-1:123456789012:key/bench"
+	newRegion := "EU_WEST_1"
+	update := func(aws *encryptionv1.AwsKms) func() error {
+		return func() error {
+			_, err := b.grpc.UpdateEncryptionAtRest(ctx, &encryptionv1.UpdateEncryptionAtRestRequest{
+				GroupId: g, Config: &encryptionv1.ProviderConfig{Provider: &encryptionv1.ProviderConfig_AwsKms{AwsKms: aws}},
+			})
+			return err
+		}
+	}
+	calls := []struct {
+		what  string
+		limit int64
+		f     func() error
+	}{
+		{"Get over gRPC", 1, func() error { return b.getGRPC(ctx, g) }},
+		{"Get over REST", 1, func() error { return b.getREST(ctx, g) }},
+		{"enable with the whole document (informational)", 1, update(&encryptionv1.AwsKms{Enabled: &on, CustomerMasterKeyId: &cmk, Region: &region, RoleId: &role})},
+		{"partial Update (region only)", 2, update(&encryptionv1.AwsKms{Region: &newRegion})},
+		{"disable", 2, update(&encryptionv1.AwsKms{Enabled: &off})},
+	}
+	for _, c := range calls {
+		s, err := b.measure(ctx, c.f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.what, err)
+		}
+		b.add(result{target: "1", what: "Atlas exchanges: " + c.what, limit: fmt.Sprintf("≤ %d", c.limit),
+			value: fmt.Sprintf("%d (%d GET, %d PATCH, %d challenges)", s.Requests, s.Gets, s.Patches, s.Challenges), pass: s.Requests <= c.limit})
+	}
+	return nil
+}
+
+// versusCurl compares curl --digest straight to the emulator (a challenge
+// and a signed request: two exchanges per call) with curl to the daemon's
+// REST Get (one exchange once warm), at 100 ms per Atlas exchange.
+func (b *bench) versusCurl(ctx context.Context) error {
+	const n = 15
+	if err := b.emu.setLatency(ctx, 100*time.Millisecond); err != nil {
+		return err
+	}
+	defer b.emu.setLatency(context.WithoutCancel(ctx), 0)
+	g := group(pfxCurl, 1)
+	var direct, rest []time.Duration
+	s, err := b.measure(ctx, func() error {
+		var err error
+		direct, err = curlTimes(ctx, n, "--digest", "-u", b.emu.public+":"+b.emu.private,
+			"-H", "Accept: application/vnd.atlas.2023-01-01+json", b.emu.url+"/api/atlas/v2/groups/"+g+"/encryptionAtRest")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	b.note("curl --digest direct: %d calls, %d exchanges at the emulator, p50 %s", n, s.Requests, ms(median(direct)))
+	s, err = b.measure(ctx, func() error {
+		var err error
+		rest, err = curlTimes(ctx, n, "http://"+b.d.httpAddr+"/v1/groups/"+g+"/encryptionAtRest")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	b.note("curl to encryptiond REST: %d calls, %d exchanges at the emulator, p50 %s", n, s.Requests, ms(median(rest)))
+	ratio := float64(median(rest)) / float64(median(direct))
+	b.add(result{target: "2", what: "REST Get p50 / curl --digest p50 at 100 ms latency", limit: "≤ 0.65×",
+		value: fmt.Sprintf("%.2f× (%s vs %s)", ratio, ms(median(rest)), ms(median(direct))), pass: ratio <= 0.65})
+	return nil
+}
+
+// coalescing fires concurrent gRPC Gets while every Atlas exchange takes
+// 300 ms, and counts the exchanges.
+func (b *bench) coalescing(ctx context.Context) error {
+	if err := b.emu.setLatency(ctx, 300*time.Millisecond); err != nil {
+		return err
+	}
+	defer b.emu.setLatency(context.WithoutCancel(ctx), 0)
+	burst := func(n, groups int, prefix uint32) (phase, error) {
+		return b.measure(ctx, func() error {
+			start := make(chan struct{})
+			errs := make(chan error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					errs <- b.getGRPC(ctx, group(prefix, int64(i%groups)))
+				})
+			}
+			close(start)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	s, err := burst(40, 1, pfxCoalesce40)
+	if err != nil {
+		return err
+	}
+	b.add(result{target: "3", what: "Atlas calls for 40 concurrent Gets of one project (300 ms exchange)", limit: "≤ 3",
+		value: fmt.Sprint(s.Requests), pass: s.Requests <= 3})
+	b.accumulate(s)
+	s, err = burst(1000, 100, pfxCoalesce1000)
+	if err != nil {
+		return err
+	}
+	b.add(result{target: "3", what: "Atlas calls for 1000 concurrent Gets over 100 projects", limit: "≤ 100 + a few (≤ 105)",
+		value: fmt.Sprint(s.Requests), pass: s.Requests <= 105})
+	b.accumulate(s)
+	return nil
+}
+
+// overhead compares, one caller at a time and without Atlas latency, a
+// direct Go client call with the same Get through the daemon. The three
+// kinds of call alternate in rounds so that drift hits all of them.
+func (b *bench) overhead(ctx context.Context) error {
+	const rounds, per = 10, 200
+	var direct, grpcLat, restLat []time.Duration
+	g := group(pfxOverhead, 1)
+	timed := func(out *[]time.Duration, f func(context.Context, string) error) error {
+		for range per {
+			t := time.Now()
+			if err := f(ctx, g); err != nil {
+				return err
+			}
+			*out = append(*out, time.Since(t))
+		}
+		return nil
+	}
+	s, err := b.measure(ctx, func() error {
+		for range rounds {
+			if err := timed(&direct, b.getDirect); err != nil {
+				return err
+			}
+			if err := timed(&grpcLat, b.getGRPC); err != nil {
+				return err
+			}
+			if err := timed(&restLat, b.getREST); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	d, gp, rp := median(direct), median(grpcLat), median(restLat)
+	b.note("single caller, zero latency, %d calls each: direct Go client p50 %s, gRPC p50 %s, REST p50 %s (%d exchanges for %d calls)",
+		rounds*per, ms(d), ms(gp), ms(rp), s.Requests, 3*rounds*per)
+	b.add(result{target: "4", what: "p50 added over a direct Go client call, gRPC", limit: "≤ 0.30 ms",
+		value: msFine(gp - d), pass: gp-d <= 300*time.Microsecond})
+	b.add(result{target: "4", what: "p50 added over a direct Go client call, REST", limit: "≤ 0.60 ms",
+		value: msFine(rp - d), pass: rp-d <= 600*time.Microsecond})
+	return nil
+}
+
+// concurrent200 runs 200 concurrent gRPC callers at 50 ms per Atlas
+// exchange, cycling through the project pool (no sharing: each call is one
+// exchange, the daemon's worst case): with ghz, then with the driver's Go
+// load generator, whose client side costs less CPU on a small machine.
+func (b *bench) concurrent200(ctx context.Context) error {
+	if err := b.emu.setLatency(ctx, 50*time.Millisecond); err != nil {
+		return err
+	}
+	defer b.emu.setLatency(context.WithoutCancel(ctx), 0)
+	var r loadResult
+	s, err := b.measure(ctx, func() error {
+		var err error
+		r, err = runGHZ(ctx, filepath.Join(b.cfg.bin, "ghz"), b.d.grpcAddr, ghzPoolGroups(), 200, 10, 0, b.cfg.duration)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	b.accumulate(s)
+	b.note("200 callers at 50 ms, projects cycled, none shared, ghz over 10 connections: %v; %d Atlas exchanges; %s", r, s.Requests, s.cpuPerCall(s.Gets))
+	b.add(result{target: "4", what: "gRPC Get p50, 200 concurrent callers, 50 ms Atlas latency (ghz)", limit: "≤ 52 ms",
+		value: ms(r.p50), pass: r.p50 <= 52*time.Millisecond && r.errors == 0})
+	b.add(result{target: "4", what: "gRPC Get p99, 200 concurrent callers, 50 ms Atlas latency (ghz)", limit: "≤ 60 ms",
+		value: ms(r.p99), pass: r.p99 <= 60*time.Millisecond && r.errors == 0})
+
+	s, err = b.measure(ctx, func() error {
+		r = goLoad(ctx, "Go gRPC load generator", 200, b.cfg.duration, func(ctx context.Context, i int64) error {
+			return b.getGRPC(ctx, loadGroup(i))
+		})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.accumulate(s)
+	b.note("200 callers at 50 ms, projects cycled, none shared, Go load generator over 1 connection: %v; %d Atlas exchanges; %s", r, s.Requests, s.cpuPerCall(s.Gets))
+	b.add(result{target: "4", what: "gRPC Get p50, 200 concurrent callers, 50 ms Atlas latency (Go client)", limit: "≤ 52 ms",
+		value: ms(r.p50), pass: r.p50 <= 52*time.Millisecond && r.errors == 0})
+	b.add(result{target: "4", what: "gRPC Get p99, 200 concurrent callers, 50 ms Atlas latency (Go client)", limit: "≤ 60 ms",
+		value: ms(r.p99), pass: r.p99 <= 60*time.Millisecond && r.errors == 0})
+	return nil
+}
+
+// throughput measures rates at zero latency, every call to its own
+// project, 50 concurrent callers: the emulator's raw rate (wrk replaying a
+// signed request, and the warm direct Go client), then the daemon's, over
+// gRPC (ghz, and the Go generator) and REST (wrk, and the Go generator).
+// Like is compared with like: the Go generators share a client cost, the
+// tools theirs.
+func (b *bench) throughput(ctx context.Context) error {
+	const conc = 50
+	dur := b.cfg.duration
+	_, wrkErr := exec.LookPath("wrk")
+	run := func(name string, f func() (loadResult, error)) (loadResult, error) {
+		var r loadResult
+		s, err := b.measure(ctx, func() error {
+			var err error
+			r, err = f()
+			return err
+		})
+		if err != nil {
+			return r, fmt.Errorf("%s: %w", name, err)
+		}
+		b.note("%s: %v; %d Atlas exchanges; %s", name, r, s.Requests, s.cpuPerCall(s.Gets))
+		return r, nil
+	}
+
+	var rawWRK, restWRK loadResult
+	if wrkErr == nil {
+		target := b.emu.url + "/api/atlas/v2/groups/" + group(pfxRawWRK, 0) + "/encryptionAtRest"
+		auth, err := digestHeader(ctx, target, "application/vnd.atlas.2023-01-01+json", b.emu.public, b.emu.private)
+		if err != nil {
+			return err
+		}
+		rawWRK, err = run("emulator raw rate, wrk replaying a signed GET", func() (loadResult, error) {
+			return runWRK(ctx, b.dir, target, []string{auth, "Accept: application/vnd.atlas.2023-01-01+json"}, conc, dur, false)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	rawGo, err := run("emulator raw rate, warm direct Go atlas client", func() (loadResult, error) {
+		return goLoad(ctx, "direct Go client", conc, dur, func(ctx context.Context, i int64) error {
+			return b.getDirect(ctx, loadGroup(i))
+		}), nil
+	})
+	if err != nil {
+		return err
+	}
+
+	o0, by0, err := b.d.mallocs(ctx)
+	if err != nil {
+		return err
+	}
+	grpcGo, err := run("gRPC through encryptiond, Go load generator", func() (loadResult, error) {
+		return goLoad(ctx, "Go gRPC load generator", conc, dur, func(ctx context.Context, i int64) error {
+			return b.getGRPC(ctx, loadGroup(i))
+		}), nil
+	})
+	if err != nil {
+		return err
+	}
+	o1, by1, err := b.d.mallocs(ctx)
+	if err != nil {
+		return err
+	}
+	if grpcGo.calls > 0 {
+		b.note("daemon heap allocations per gRPC Get under load (Go runtime counters from /metrics; everything included: gRPC, interceptors, logging, metrics, Atlas client): %.0f objects, %.1f KiB",
+			(o1-o0)/float64(grpcGo.calls), (by1-by0)/float64(grpcGo.calls)/1024)
+	}
+	grpcGHZ, err := run("gRPC through encryptiond, ghz over 5 connections", func() (loadResult, error) {
+		return runGHZ(ctx, filepath.Join(b.cfg.bin, "ghz"), b.d.grpcAddr, ghzPoolGroups(), conc, 5, 0, dur)
+	})
+	if err != nil {
+		return err
+	}
+	restGo, err := run("REST through encryptiond, Go load generator", func() (loadResult, error) {
+		return goLoad(ctx, "Go HTTP load generator", conc, dur, func(ctx context.Context, i int64) error {
+			return b.getREST(ctx, loadGroup(i))
+		}), nil
+	})
+	if err != nil {
+		return err
+	}
+	if wrkErr == nil {
+		restWRK, err = run("REST through encryptiond, wrk", func() (loadResult, error) {
+			return runWRK(ctx, b.dir, "http://"+b.d.httpAddr, nil, conc, dur, true)
+		})
+		if err != nil {
+			return err
+		}
+	}
+
+	ratio := func(target, what, limit string, num, den loadResult, want float64) {
+		if num.tool == "" || den.rps == 0 {
+			return // a tool that is not installed
+		}
+		r := num.rps / den.rps
+		b.add(result{target: target, what: what, limit: limit,
+			value: fmt.Sprintf("%.0f%% (%.0f/s vs %.0f/s)", 100*r, num.rps, den.rps), pass: r >= want && num.errors == 0})
+	}
+	ratio("5", "gRPC rate / emulator raw rate, Go clients (Go gRPC generator vs direct Go atlas client)", "≥ 50%", grpcGo, rawGo, 0.5)
+	ratio("5", "gRPC rate / emulator raw rate, load tools (ghz vs wrk)", "≥ 50%", grpcGHZ, rawWRK, 0.5)
+	ratio("5", "REST rate / gRPC rate, Go clients", "≥ 60%", restGo, grpcGo, 0.6)
+	ratio("5", "REST rate / gRPC rate, load tools (wrk vs ghz)", "≥ 60%", restWRK, grpcGHZ, 0.6)
+	return nil
+}
+
+// memory1000 samples the RSS of a fresh daemon while 1000 concurrent gRPC
+// callers (ghz over 20 connections) run at 50 ms per Atlas exchange.
+func (b *bench) memory1000(ctx context.Context) error {
+	if err := b.restartDaemon(ctx); err != nil {
+		return err
+	}
+	if err := b.emu.setLatency(ctx, 50*time.Millisecond); err != nil {
+		return err
+	}
+	defer b.emu.setLatency(context.WithoutCancel(ctx), 0)
+	sctx, stop := context.WithCancel(ctx)
+	peak := sampleRSS(sctx, b.d.proc.pid())
+	var r loadResult
+	s, err := b.measure(ctx, func() error {
+		var err error
+		r, err = runGHZ(ctx, filepath.Join(b.cfg.bin, "ghz"), b.d.grpcAddr, ghzPoolGroups(), 1000, 20, 0, b.cfg.duration)
+		return err
+	})
+	stop()
+	rss := <-peak
+	if err != nil {
+		return err
+	}
+	b.accumulate(s)
+	b.note("1000 callers at 50 ms (ghz, 20 connections): %v; %d Atlas exchanges; peak RSS %s; %s", r, s.Requests, mb(rss), s.cpuPerCall(s.Gets))
+	b.add(result{target: "6", what: "peak RSS, 1000 concurrent gRPC callers", limit: "≤ 80 MB", value: mb(rss), pass: rss <= 80<<20 && r.errors == 0})
+	return nil
+}
+
+// phase is what a step cost, measured around it: the emulator's counters
+// and the CPU time the daemon and the emulator used.
+type phase struct {
+	emuStats
+	daemonCPU, emuCPU time.Duration
+}
+
+// cpuPerCall describes the CPU the daemon and the emulator spent per call.
+func (p phase) cpuPerCall(calls int64) string {
+	if calls == 0 {
+		return ""
+	}
+	return fmt.Sprintf("CPU per call: daemon %.0f µs, emulator %.0f µs",
+		float64(p.daemonCPU.Microseconds())/float64(calls), float64(p.emuCPU.Microseconds())/float64(calls))
+}
+
+// measure runs f between a reset and a read of the emulator's counters,
+// and takes the CPU time of both processes around it.
+func (b *bench) measure(ctx context.Context, f func() error) (phase, error) {
+	var p phase
+	d0, err1 := cpuTime(b.d.proc.pid())
+	e0, err2 := cpuTime(b.emu.proc.pid())
+	if err := errors.Join(err1, err2); err != nil {
+		return p, err
+	}
+	s, err := b.emu.counted(ctx, f)
+	if err != nil {
+		return p, err
+	}
+	d1, err1 := cpuTime(b.d.proc.pid())
+	e1, err2 := cpuTime(b.emu.proc.pid())
+	if err := errors.Join(err1, err2); err != nil {
+		return p, err
+	}
+	return phase{emuStats: s, daemonCPU: d1 - d0, emuCPU: e1 - e0}, nil
+}
+
+// accumulate adds a load run's counters to the steady-state totals.
+func (b *bench) accumulate(s phase) {
+	b.steady.Requests += s.Requests
+	b.steady.Challenges += s.Challenges
+}
+
+func (b *bench) addChallengeResult() {
+	per := 0.0
+	if b.steady.Requests > 0 {
+		per = 1000 * float64(b.steady.Challenges) / float64(b.steady.Requests)
+	}
+	b.add(result{target: "1", what: "digest challenges per 1000 Atlas calls, steady state (all load runs)", limit: "≤ 1",
+		value: fmt.Sprintf("%.3f (%d in %d)", per, b.steady.Challenges, b.steady.Requests), pass: per <= 1})
+}
+
+// checkDaemonLog notes daemon log records at error level: a run with
+// errors is suspect whatever its numbers.
+func (b *bench) checkDaemonLog() {
+	data, err := os.ReadFile(b.d.proc.log)
+	if err != nil {
+		return
+	}
+	n := strings.Count(string(data), `"level":"ERROR"`)
+	if n > 0 {
+		b.note("the daemon logged %d records at ERROR level; see %s", n, b.d.proc.log)
+	}
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/(1<<20)) }
