@@ -97,9 +97,16 @@ lint: protodeps ## buf lint, buf format, gofmt and go vet.
 	$(GO) vet ./...
 	$(GO) -C tools vet ./protoc-gen-go-source ./openapi-params
 
+# buf's `.git#branch=main` input cannot see the git-ignored third-party
+# protos, so main's proto/ is unpacked beside a copy of them and compared.
+AGAINST := .build/against
+
 .PHONY: breaking
 breaking: protodeps ## Check proto/ for breaking changes against main.
-	$(BUF) breaking proto --against '.git#branch=main,subdir=proto'
+	@rm -rf $(AGAINST) && mkdir -p $(AGAINST)/.build
+	@git archive main buf.yaml proto | tar -x -C $(AGAINST)
+	@cp -R $(PROTODEPS) $(AGAINST)/.build/
+	$(BUF) breaking --against $(AGAINST)
 
 .PHONY: clean
 clean: ## Remove build output.
