@@ -85,6 +85,11 @@ func atlasError(ctx context.Context, err error, groupID, provider string, secret
 		}
 		return withDetails(codes.DeadlineExceeded, "Atlas did not answer before the caller's deadline", info("DEADLINE_EXCEEDED", http.StatusGatewayTimeout))
 	case ctxErr != nil:
+		// A gRPC client whose deadline fires first cancels the call, so a
+		// change cut off that way must still say that it may have landed.
+		if errors.Is(err, atlas.ErrOutcomeUnknown) {
+			return withDetails(codes.Canceled, "the caller cancelled the request after the change was sent to Atlas: it may or may not have been applied; read the configuration before trying again", info(ReasonOutcomeUnknown, 0))
+		}
 		return withDetails(codes.Canceled, "the caller cancelled the request", info("CANCELED", 499))
 	}
 

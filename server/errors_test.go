@@ -20,6 +20,8 @@ func TestAtlasErrorMapping(t *testing.T) {
 	t.Parallel()
 	expired, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
 	defer cancel()
+	cancelled, cancelNow := context.WithCancel(t.Context())
+	cancelNow()
 	tests := []struct {
 		name       string
 		ctx        context.Context
@@ -42,6 +44,8 @@ func TestAtlasErrorMapping(t *testing.T) {
 		{"applied but unreadable", nil, fmt.Errorf("%w: x", atlas.ErrUpdateAppliedUnreadable), codes.Unavailable, ReasonAppliedUnreadable, "applied the change", false},
 		{"caller's deadline", expired, errors.New("context deadline exceeded"), codes.DeadlineExceeded, "DEADLINE_EXCEEDED", "deadline", false},
 		{"deadline after sending a change", expired, fmt.Errorf("%w: timeout", atlas.ErrOutcomeUnknown), codes.DeadlineExceeded, ReasonOutcomeUnknown, "may or may not", false},
+		{"caller cancelled", cancelled, context.Canceled, codes.Canceled, "CANCELED", "cancelled", false},
+		{"cancelled after sending a change", cancelled, fmt.Errorf("%w: context canceled", atlas.ErrOutcomeUnknown), codes.Canceled, ReasonOutcomeUnknown, "may or may not", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

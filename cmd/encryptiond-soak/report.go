@@ -1,0 +1,367 @@
+package main
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/encryptiond/encryptiond/atlas/atlastest"
+)
+
+// maxGrowth is the largest RSS growth, from the end of the warm-up to the
+// end of the load, that passes.
+const maxGrowth = 0.10
+
+// maxSamples bounds the unexplained errors quoted in the report.
+const maxSamples = 10
+
+// window is what happened during one report window.
+type window struct {
+	start, end  time.Time
+	lat         []time.Duration // every call
+	latGet      []time.Duration // Gets, gRPC and REST
+	latChange   []time.Duration // Updates
+	calls       int
+	injected    int
+	unexplained int
+	skipped     int
+	sample      sample // at the window's end
+}
+
+func (w *window) line() string {
+	return fmt.Sprintf("%6s  %5d calls  p50 %-8s p99 %-8s injected %-4d unexplained %-3d RSS %s  heap %s  goroutines %d",
+		w.end.Sub(w.start).Round(time.Second), w.calls, ms(pct(w.lat, 50)), ms(pct(w.lat, 99)), w.injected, w.unexplained, mib(w.sample.rss), mib(w.sample.heapInuse), w.sample.goroutines)
+}
+
+// opCounts counts the calls of one operation.
+type opCounts struct{ calls, ok, injected, unexplained int }
+
+// recorder collects the calls' outcomes, safe for concurrent use.
+type recorder struct {
+	mu       sync.Mutex
+	start    time.Time
+	statuses []int // the injected faults' HTTP statuses
+	cur      *window
+	windows  []*window
+	ops      [numOps]opCounts
+	classes  map[string]int // error class → count; "unexplained: " prefix when so
+	samples  []string       // the first unexplained errors
+	all      []time.Duration
+}
+
+func newRecorder(start time.Time, statuses []int) *recorder {
+	return &recorder{start: start, statuses: statuses, cur: &window{start: start}, classes: map[string]int{}}
+}
+
+func (r *recorder) record(o op, took time.Duration, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.cur
+	w.calls++
+	w.lat = append(w.lat, took)
+	r.all = append(r.all, took)
+	if o == opGet || o == opGetREST {
+		w.latGet = append(w.latGet, took)
+	} else {
+		w.latChange = append(w.latChange, took)
+	}
+	c := &r.ops[o]
+	c.calls++
+	if err == nil {
+		c.ok++
+		return
+	}
+	class, injected := classify(err, r.statuses)
+	if injected {
+		c.injected++
+		w.injected++
+		r.classes[class]++
+		return
+	}
+	c.unexplained++
+	w.unexplained++
+	r.classes["unexplained: "+class]++
+	if len(r.samples) < maxSamples {
+		r.samples = append(r.samples, fmt.Sprintf("%s after %v: %v", opNames[o], took.Round(time.Millisecond), err))
+	}
+}
+
+func (r *recorder) skip() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cur.skipped++
+}
+
+// rotate closes the current window with s and starts the next.
+func (r *recorder) rotate(s sample) *window {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.cur
+	w.end, w.sample = time.Now(), s
+	r.windows = append(r.windows, w)
+	r.cur = &window{start: w.end}
+	return w
+}
+
+// fill copies the totals into res.
+func (r *recorder) fill(res *results) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res.windows = r.windows
+	res.ops = r.ops
+	res.classes = r.classes
+	res.samples = r.samples
+	res.all = r.all
+}
+
+// results is everything the report shows.
+type results struct {
+	started         time.Time
+	elapsed         time.Duration
+	windows         []*window
+	ops             [numOps]opCounts
+	classes         map[string]int
+	samples         []string
+	all             []time.Duration
+	first           sample // before the load
+	baseline        sample // after the warm-up
+	final           sample // at the end of the load
+	stateMismatches []string
+	emulator        atlastest.EmulatorStats
+	daemonExit      error
+	secretsInOutput int
+	errorRecords    int
+	env             string
+}
+
+func (r *results) totals() opCounts {
+	var t opCounts
+	for _, c := range r.ops {
+		t.calls += c.calls
+		t.ok += c.ok
+		t.injected += c.injected
+		t.unexplained += c.unexplained
+	}
+	return t
+}
+
+func (r *results) growth() float64 {
+	if r.baseline.rss == 0 {
+		return 0
+	}
+	return float64(r.final.rss-r.baseline.rss) / float64(r.baseline.rss)
+}
+
+// failures lists the verdicts that failed.
+func (r *results) failures() []string {
+	var out []string
+	if t := r.totals(); t.unexplained > 0 {
+		out = append(out, fmt.Sprintf("%d unexplained errors", t.unexplained))
+	}
+	if n := len(r.stateMismatches); n > 0 {
+		out = append(out, fmt.Sprintf("%d projects differ from the model at Atlas", n))
+	}
+	if r.baseline.rss == 0 || r.final.rss == 0 {
+		out = append(out, "RSS could not be read")
+	} else if g := r.growth(); g >= maxGrowth {
+		out = append(out, fmt.Sprintf("RSS grew %.1f%%", g*100))
+	}
+	if r.secretsInOutput > 0 {
+		out = append(out, fmt.Sprintf("%d secret values in the daemon's output", r.secretsInOutput))
+	}
+	if r.errorRecords > 0 {
+		out = append(out, fmt.Sprintf("%d ERROR records in the daemon's log", r.errorRecords))
+	}
+	if r.daemonExit != nil {
+		out = append(out, fmt.Sprintf("the daemon exited with %v after SIGTERM", r.daemonExit))
+	}
+	return out
+}
+
+// markdown renders the "## Soak" section.
+func (r *results) markdown(cfg config) string {
+	var b strings.Builder
+	t := r.totals()
+	verdict := func(ok bool) string {
+		if ok {
+			return "✅"
+		}
+		return "❌"
+	}
+	fmt.Fprintf(&b, "## Soak\n\n")
+	fmt.Fprintf(&b, "`make soak` (cmd/encryptiond-soak), last run %s on %s: the real `encryptiond` against a separate `atlas-emulator` process, both on 127.0.0.1, for %v at %.0f calls/s from %d workers over %d projects, with %.0f%% of Atlas calls answered by an injected fault (statuses %s, emulator fault-rate control). Half the calls are Gets (a quarter of those over REST), half are changes: full enables of the three providers in both auth modes, partial updates, validate-only updates and disables, each checked against a model of the project. Latency is per call as the client sees it, Atlas retries included. The machine is shared, so absolute latencies vary between runs.\n\n",
+		r.started.UTC().Format("2006-01-02 15:04 UTC"), r.env, cfg.duration, cfg.rate, cfg.workers, cfg.groups, cfg.faultRate*100, joinInts(cfg.statuses))
+
+	fmt.Fprintf(&b, "| verdict | result |\n|---|---|\n")
+	fmt.Fprintf(&b, "| errors not explained by an injected fault = 0 | %s %d of %d calls |\n", verdict(t.unexplained == 0), t.unexplained, t.calls)
+	fmt.Fprintf(&b, "| projects at Atlas that differ from the model at the end = 0 | %s %d of %d |\n", verdict(len(r.stateMismatches) == 0), len(r.stateMismatches), cfg.groups)
+	fmt.Fprintf(&b, "| daemon RSS growth after warm-up < %.0f%% | %s %s → %s (%+.1f%%); %s before the load |\n",
+		maxGrowth*100, verdict(r.baseline.rss > 0 && r.growth() < maxGrowth), mib(r.baseline.rss), mib(r.final.rss), r.growth()*100, mib(r.first.rss))
+	fmt.Fprintf(&b, "| daemon Go heap in use, after warm-up → end | %s → %s |\n", mib(r.baseline.heapInuse), mib(r.final.heapInuse))
+	fmt.Fprintf(&b, "| daemon goroutines, after warm-up → end | %d → %d |\n", r.baseline.goroutines, r.final.goroutines)
+	fmt.Fprintf(&b, "| secret values in the daemon's output = 0 | %s %d |\n", verdict(r.secretsInOutput == 0), r.secretsInOutput)
+	fmt.Fprintf(&b, "| ERROR records in the daemon's log = 0 | %s %d |\n", verdict(r.errorRecords == 0), r.errorRecords)
+	fmt.Fprintf(&b, "| exit status after SIGTERM = 0 | %s %s |\n\n", verdict(r.daemonExit == nil), exitText(r.daemonExit))
+
+	fmt.Fprintf(&b, "| operation | calls | ok | injected-fault errors | unexplained |\n|---|---:|---:|---:|---:|\n")
+	for o, c := range r.ops {
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d |\n", opNames[o], c.calls, c.ok, c.injected, c.unexplained)
+	}
+	fmt.Fprintf(&b, "| **all** | %d | %d | %d (%.2f%%) | %d |\n\n", t.calls, t.ok, t.injected, 100*float64(t.injected)/float64(max(t.calls, 1)), t.unexplained)
+
+	fmt.Fprintf(&b, "Atlas (the emulator) saw %d exchanges: %d GETs, %d PATCHes, %d answered by an injected fault; digest challenges: %d. ",
+		r.emulator.Requests, r.emulator.Gets, r.emulator.Patches, r.emulator.Faults, r.emulator.Challenges)
+	fmt.Fprintf(&b, "Errors by class: %s. Reads ride out injected faults on retries; a change answered 5xx is not retried (Atlas may have applied it), so the injected-fault errors callers see are changes. "+
+		"The p99 is set by the calls that met an injected fault and were retried after a backoff of 100–200 ms; the p50 is the undisturbed path.\n\n", classesText(r.classes))
+
+	fmt.Fprintf(&b, "Latency over time (p50 / p99 of every call, of Gets and of changes, per %v window; the daemon's RSS, Go heap in use and goroutines at the window's end):\n\n", cfg.window)
+	fmt.Fprintf(&b, "| window | calls | p50 | p99 | p99 get | p99 change | injected | unexplained | RSS | heap | goroutines |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, w := range r.windows {
+		fmt.Fprintf(&b, "| %s–%s | %d | %s | %s | %s | %s | %d | %d | %s | %s | %d |\n",
+			clock(w.start.Sub(r.started)), clock(w.end.Sub(r.started)), w.calls,
+			ms(pct(w.lat, 50)), ms(pct(w.lat, 99)), ms(pct(w.latGet, 99)), ms(pct(w.latChange, 99)),
+			w.injected, w.unexplained, mib(w.sample.rss), mib(w.sample.heapInuse), w.sample.goroutines)
+	}
+	fmt.Fprintf(&b, "| **all** | %d | %s | %s | | | %d | %d | | | |\n", t.calls, ms(pct(r.all, 50)), ms(pct(r.all, 99)), t.injected, t.unexplained)
+	if skipped := r.skippedTotal(); skipped > 0 {
+		fmt.Fprintf(&b, "\n%d paced calls were skipped because every worker was busy.\n", skipped)
+	}
+	if len(r.samples) > 0 || len(r.stateMismatches) > 0 {
+		fmt.Fprintf(&b, "\nUnexplained errors and mismatches (first %d):\n\n", maxSamples)
+		for _, s := range append(r.samples, first(r.stateMismatches, maxSamples)...) {
+			fmt.Fprintf(&b, "- `%s`\n", strings.ReplaceAll(s, "`", "'"))
+		}
+	}
+	return b.String()
+}
+
+func (r *results) skippedTotal() int {
+	n := 0
+	for _, w := range r.windows {
+		n += w.skipped
+	}
+	return n
+}
+
+func classesText(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(cmp.Compare(m[b], m[a]), cmp.Compare(a, b)) })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("`%s` %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func first(s []string, n int) []string { return s[:min(len(s), n)] }
+
+func exitText(err error) string {
+	if err == nil {
+		return "0"
+	}
+	return err.Error()
+}
+
+// pct returns the p-th percentile of ds (nearest rank), 0 if empty.
+func pct(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(p/100*float64(len(s))+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
+
+func mib(n int64) string {
+	if n < 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+func clock(d time.Duration) string {
+	d = d.Round(time.Second)
+	return fmt.Sprintf("%d:%02d", int(d.Minutes()), int(d.Seconds())%60)
+}
+
+// writeSection replaces the section of the Markdown file at path that
+// starts with the line heading and runs to the next "## " heading, or
+// appends it; the rest of the file is left as it is. A missing file is
+// created holding only the section.
+func writeSection(path, heading, section string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	updated := replaceSection(string(old), heading, section)
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".soak-*.md")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.WriteString(updated); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(path); err == nil {
+		_ = os.Chmod(tmp.Name(), fi.Mode().Perm())
+	} else {
+		_ = os.Chmod(tmp.Name(), 0o644)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// replaceSection returns doc with the section under heading replaced by
+// section (which starts with the heading line).
+func replaceSection(doc, heading, section string) string {
+	section = strings.TrimRight(section, "\n") + "\n"
+	lines := strings.SplitAfter(doc, "\n")
+	start := -1
+	for i, l := range lines {
+		if strings.TrimRight(l, "\r\n") == heading {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		if strings.TrimSpace(doc) == "" {
+			return section
+		}
+		return strings.TrimRight(doc, "\n") + "\n\n" + section
+	}
+	end := len(lines)
+	inFence := false
+	for i := start + 1; i < len(lines); i++ {
+		if strings.HasPrefix(lines[i], "```") {
+			inFence = !inFence
+		}
+		if !inFence && strings.HasPrefix(lines[i], "## ") {
+			end = i
+			break
+		}
+	}
+	rest := strings.Join(lines[end:], "")
+	if rest != "" {
+		section += "\n"
+	}
+	return strings.Join(lines[:start], "") + section + rest
+}
