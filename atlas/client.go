@@ -24,7 +24,8 @@ type Client struct {
 	version   APIVersion
 	userAgent string
 	retry     RetryPolicy
-	hc        *http.Client
+	hc        *http.Client     // Timeout 0: timeout bounds each attempt instead
+	timeout   time.Duration    // the HTTP client's Timeout, 0 for none
 	digest    *digestTransport // nil unless WithDigest
 	bearer    *bearerTransport // nil unless WithServiceAccount
 }
@@ -67,8 +68,13 @@ func NewClient(opts ...Option) (*Client, error) {
 		u, _ := url.Parse(DefaultBaseURL)
 		s.baseURL = u
 	}
-	if s.httpClient == nil {
-		s.httpClient = defaultHTTPClient()
+	switch {
+	case s.h2c && s.httpClient != nil:
+		return nil, errors.New("atlas: NewClient: WithUnencryptedHTTP2 configures the default transport; with WithHTTPClient configure that client's transport instead")
+	case s.h2c && s.baseURL.Scheme != "http":
+		return nil, errors.New("atlas: NewClient: WithUnencryptedHTTP2 needs an http:// base URL; over https HTTP/2 is negotiated anyway")
+	case s.httpClient == nil:
+		s.httpClient = defaultHTTPClient(s.h2c)
 	}
 	base := s.httpClient.Transport
 	if base == nil {
@@ -83,7 +89,14 @@ func NewClient(opts ...Option) (*Client, error) {
 		userAgent: s.userAgent,
 		retry:     s.retry,
 		hc:        s.httpClient, // already a copy made by the option or by us
+		timeout:   s.httpClient.Timeout,
 	}
+	// http.Client enforces its Timeout with a goroutine, two channels and a
+	// timer per request when its transport is not an *http.Transport, as
+	// the auth transports are not. attempt applies the same bound through
+	// the request's context instead, as http.Client itself does for an
+	// *http.Transport.
+	c.hc.Timeout = 0
 	if s.digestSet {
 		c.digest = &digestTransport{next: base, host: c.base.Host, username: s.publicKey, password: s.privateKey}
 		c.hc.Transport = c.digest
@@ -157,13 +170,20 @@ type outcome struct {
 	wait  time.Duration // the least time to wait first (Retry-After)
 }
 
-// attempt sends one request and interprets the answer.
+// attempt sends one request and interprets the answer. The HTTP client's
+// Timeout bounds the whole attempt, reading the body included.
 func (c *Client) attempt(ctx context.Context, method, target string, body []byte, n int) (*EncryptionAtRest, outcome) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(withAttempt(ctx, n), method, target, rd)
+	reqCtx := withAttempt(ctx, n)
+	if dl, ok := ctx.Deadline(); c.timeout > 0 && (!ok || time.Until(dl) > c.timeout) {
+		var cancel context.CancelFunc
+		reqCtx, cancel = context.WithTimeout(reqCtx, c.timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(reqCtx, method, target, rd)
 	if err != nil {
 		return nil, outcome{err: opError(method, err)}
 	}

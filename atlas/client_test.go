@@ -5,13 +5,17 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/encryptiond/encryptiond/atlas"
+	"github.com/encryptiond/encryptiond/atlas/atlastest"
 )
 
 func TestNewClientOptions(t *testing.T) {
@@ -41,6 +45,9 @@ func TestNewClientOptions(t *testing.T) {
 		{"initial above max", []atlas.Option{digest, atlas.WithRetryPolicy(atlas.RetryPolicy{MaxAttempts: 2, InitialBackoff: 2 * time.Second, MaxBackoff: time.Second})}, "exceeds"},
 		{"nil observer", []atlas.Option{digest, atlas.WithObserver(nil)}, "nil function"},
 		{"nil option", []atlas.Option{digest, nil}, "nil Option"},
+		{"h2c", []atlas.Option{digest, atlas.WithBaseURL("http://127.0.0.1:8090"), atlas.WithUnencryptedHTTP2()}, ""},
+		{"h2c to https", []atlas.Option{digest, atlas.WithUnencryptedHTTP2()}, "needs an http:// base URL"},
+		{"h2c with HTTP client", []atlas.Option{digest, atlas.WithBaseURL("http://127.0.0.1:8090"), atlas.WithUnencryptedHTTP2(), atlas.WithHTTPClient(&http.Client{})}, "WithHTTPClient"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -366,5 +373,104 @@ func TestUserAgentAndAccept(t *testing.T) {
 		if s != want {
 			t.Errorf("PATCH(%s) sent %+v, want %+v", tt.version, s, want)
 		}
+	}
+}
+
+// TestHTTPClientTimeout: the HTTP client's Timeout bounds each attempt,
+// waiting for the headers and reading the body alike, and a timed-out GET
+// is retried.
+func TestHTTPClientTimeout(t *testing.T) {
+	t.Parallel()
+	stall := func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
+	stallBody := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.atlas.2023-01-01+json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"awsKms":`))
+		w.(http.Flusher).Flush()
+		stall(w, r)
+	}
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+	}{
+		{"headers", stall},
+		{"body", stallBody},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv, calls := statusServer(t, tt.handler)
+			hc := srv.Client()
+			hc.Timeout = 100 * time.Millisecond
+			c := newClient(t, srv, atlas.WithHTTPClient(hc), atlas.WithRetryPolicy(atlas.RetryPolicy{MaxAttempts: 2}))
+			start := time.Now()
+			_, err := c.GetEncryptionAtRest(t.Context(), groupID)
+			if took := time.Since(start); err == nil || took > 2*time.Second {
+				t.Fatalf("GetEncryptionAtRest() = %v after %v, want an error within about 200ms", err, took)
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("GetEncryptionAtRest() = %v, want context.DeadlineExceeded", err)
+			}
+			if got := calls(); got != 2 {
+				t.Errorf("GetEncryptionAtRest() made %d signed attempts, want 2 (one retry)", got)
+			}
+		})
+	}
+}
+
+// TestUnencryptedHTTP2: with WithUnencryptedHTTP2 every exchange, the digest
+// challenge included, is HTTP/2 over plain TCP, and concurrent calls share
+// one connection.
+func TestUnencryptedHTTP2(t *testing.T) {
+	t.Parallel()
+	emu := atlastest.NewEmulator(emulatorConfig())
+	var http1, http2 atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 {
+			http2.Add(1)
+		} else {
+			http1.Add(1)
+		}
+		emu.ServeHTTP(w, r)
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	var conns atomic.Int64
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	c, err := atlas.NewClient(atlas.WithBaseURL(srv.URL), atlas.WithDigest(testPublicKey, testPrivateKey), atlas.WithUnencryptedHTTP2())
+	if err != nil {
+		t.Fatalf("NewClient() = %v", err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	if _, err := c.GetEncryptionAtRest(t.Context(), groupID); err != nil {
+		t.Fatalf("GetEncryptionAtRest() = %v", err)
+	}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := c.GetEncryptionAtRest(t.Context(), groupID); err != nil {
+				t.Errorf("GetEncryptionAtRest() = %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if got1, got2 := http1.Load(), http2.Load(); got1 != 0 || got2 != 22 {
+		t.Errorf("exchanges: %d HTTP/1.1, %d HTTP/2; want 0 and 22 (a challenge and 21 calls)", got1, got2)
+	}
+	if got := conns.Load(); got != 1 {
+		t.Errorf("connections = %d, want 1", got)
 	}
 }

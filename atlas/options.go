@@ -59,6 +59,7 @@ type settings struct {
 	httpClient *http.Client
 	retry      RetryPolicy
 	observer   func(Exchange)
+	h2c        bool
 
 	digestSet             bool
 	publicKey, privateKey string
@@ -133,7 +134,8 @@ func WithServiceAccount(clientID, clientSecret string) Option {
 
 // WithHTTPClient sets the HTTP client whose Transport, Timeout, Jar and
 // CheckRedirect the Client builds on; the Client wraps a copy and never
-// modifies c. Default: a client with a 30 s timeout and a transport tuned
+// modifies c. Timeout bounds each attempt of a call (see RetryPolicy), from
+// sending the request to reading the body, as http.Client bounds a request. Default: a client with a 30 s timeout and a transport tuned
 // for hundreds of concurrent calls to one host (256 idle connections).
 func WithHTTPClient(c *http.Client) Option {
 	return optionFunc(func(s *settings) error {
@@ -142,6 +144,21 @@ func WithHTTPClient(c *http.Client) Option {
 		}
 		cp := *c
 		s.httpClient = &cp
+		return nil
+	})
+}
+
+// WithUnencryptedHTTP2 makes the default transport speak HTTP/2 without
+// TLS (h2c, with prior knowledge) to an http:// base URL, so that
+// concurrent calls share a few connections, as they do with Atlas itself:
+// Atlas is HTTPS, where HTTP/2 is negotiated without this option. The
+// server must accept h2c (cmd/atlas-emulator does); one that speaks only
+// HTTP/1.1 fails every call. NewClient refuses it with an https:// base
+// URL or with WithHTTPClient (configure that client's transport instead).
+// Default: off, HTTP/1.1 to an http:// base URL.
+func WithUnencryptedHTTP2() Option {
+	return optionFunc(func(s *settings) error {
+		s.h2c = true
 		return nil
 	})
 }
@@ -203,8 +220,9 @@ type Exchange struct {
 	Err error
 }
 
-// defaultHTTPClient returns the client used without WithHTTPClient.
-func defaultHTTPClient() *http.Client {
+// defaultHTTPClient returns the client used without WithHTTPClient; with
+// h2c its transport speaks only HTTP/2 without TLS.
+func defaultHTTPClient(h2c bool) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 256
@@ -212,5 +230,9 @@ func defaultHTTPClient() *http.Client {
 	t.TLSHandshakeTimeout = 10 * time.Second
 	t.ResponseHeaderTimeout = 30 * time.Second
 	t.ForceAttemptHTTP2 = true
+	if h2c {
+		t.Protocols = new(http.Protocols)
+		t.Protocols.SetUnencryptedHTTP2(true)
+	}
 	return &http.Client{Transport: t, Timeout: 30 * time.Second}
 }

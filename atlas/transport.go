@@ -11,7 +11,7 @@ import (
 
 // The Client's HTTP stack, outermost first:
 //
-//	http.Client (redirects, Timeout)
+//	http.Client (redirects; its Timeout is applied per attempt by Client.attempt)
 //	└─ digestTransport or bearerTransport  (auth; may make several exchanges)
 //	   └─ exchangeTransport                (reports each exchange to the observer)
 //	      └─ the base transport            (WithHTTPClient's, or a tuned default)

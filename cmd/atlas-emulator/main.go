@@ -22,6 +22,9 @@
 //	-strict-nonce-count  refuse nonce counts that do not increase (default false)
 //	-token-lifetime      access token lifetime (default 1h)
 //
+// It serves HTTP/1.1 and HTTP/2 without TLS (h2c, prior knowledge), so that
+// a client configured for HTTP/2 (encryptiond -atlas-h2c) shares a few
+// connections for many concurrent calls, as it does with Atlas over HTTPS.
 // It stops gracefully on SIGINT or SIGTERM.
 package main
 
@@ -94,7 +97,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	fmt.Fprintf(stdout, "atlas-emulator listening on http://%s\n", l.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()

@@ -275,8 +275,16 @@ func startDaemon(ctx context.Context, dir, bin string, emu *emulator) (*daemon, 
 	args := []string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-atlas-base-url", emu.url}
 	// A per-caller rate limit would throttle the load generators, which
 	// are one caller: switch it off if this build has one.
-	if help, _ := exec.CommandContext(ctx, bin, "-help").CombinedOutput(); strings.Contains(string(help), "-rate-limit") {
+	help, _ := exec.CommandContext(ctx, bin, "-help").CombinedOutput()
+	if strings.Contains(string(help), "-rate-limit") {
 		args = append(args, "-rate-limit", "0")
+	}
+	// Atlas speaks HTTP/2 (over HTTPS), so concurrent calls share a few
+	// connections; the emulator serves HTTP/2 without TLS, and -atlas-h2c
+	// makes the daemon use it, so that the load runs have Atlas's shape
+	// rather than one HTTP/1.1 connection per call in flight.
+	if strings.Contains(string(help), "-atlas-h2c") {
+		args = append(args, "-atlas-h2c")
 	}
 	p, err := startProc(dir, "encryptiond", bin, args, []string{
 		"MONGODB_ATLAS_PUBLIC_API_KEY=" + emu.public,

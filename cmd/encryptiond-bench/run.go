@@ -105,7 +105,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer func() { b.conn.Close() }()
 	b.rest = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1100, MaxIdleConns: 1100}}
-	b.direct, err = atlas.NewClient(atlas.WithBaseURL(b.emu.url), atlas.WithDigest(b.emu.public, b.emu.private))
+	// The direct client speaks to the emulator as the daemon does (see
+	// startDaemon): HTTP/2 without TLS, Atlas's own protocol minus TLS.
+	b.direct, err = atlas.NewClient(atlas.WithBaseURL(b.emu.url), atlas.WithDigest(b.emu.public, b.emu.private), atlas.WithUnencryptedHTTP2())
 	if err != nil {
 		return err
 	}

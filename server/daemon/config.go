@@ -47,6 +47,13 @@ type Config struct {
 	// AtlasAPIVersion selects Atlas API v2 or the legacy v1.0
 	// (-atlas-api-version).
 	AtlasAPIVersion atlas.APIVersion
+	// AtlasRetryMaxElapsed bounds how long one call to Atlas keeps retrying
+	// what may be retried (-atlas-retry-max-elapsed); see atlas.RetryPolicy.
+	// 0 means atlas.DefaultRetryPolicy's 10 s.
+	AtlasRetryMaxElapsed time.Duration
+	// AtlasH2C speaks HTTP/2 without TLS (h2c) to an http:// Atlas base
+	// URL such as an emulator's (-atlas-h2c); see atlas.WithUnencryptedHTTP2.
+	AtlasH2C bool
 	// Dev runs against an Atlas emulator started in-process on a random
 	// loopback port with generated credentials (-dev).
 	Dev bool
@@ -151,6 +158,12 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.LogFormat != "json" && cfg.LogFormat != "text" {
 		return Config{}, fmt.Errorf("-log-format %q: want \"json\" or \"text\"", cfg.LogFormat)
 	}
+	if cfg.AtlasRetryMaxElapsed <= 0 {
+		return Config{}, fmt.Errorf("-atlas-retry-max-elapsed %v: want a positive duration", cfg.AtlasRetryMaxElapsed)
+	}
+	if cfg.AtlasH2C && !cfg.Dev && !strings.HasPrefix(cfg.AtlasBaseURL, "http://") {
+		return Config{}, fmt.Errorf("-atlas-h2c needs an http:// Atlas base URL, not %q: over https HTTP/2 is negotiated anyway", cfg.AtlasBaseURL)
+	}
 	if cfg.ShutdownTimeout <= 0 {
 		return Config{}, fmt.Errorf("-shutdown-timeout %v: want a positive duration", cfg.ShutdownTimeout)
 	}
@@ -240,6 +253,8 @@ func newFlagSet(cfg *Config) *flag.FlagSet {
 		cfg.AtlasAPIVersion = atlas.APIVersion(s)
 		return nil
 	})
+	fs.DurationVar(&cfg.AtlasRetryMaxElapsed, "atlas-retry-max-elapsed", atlas.DefaultRetryPolicy().MaxElapsed, "how long one call to Atlas may keep retrying, counted from its start; reads retry 429, 5xx and connection failures, changes only 429 and connections refused (never past the caller's deadline)")
+	fs.BoolVar(&cfg.AtlasH2C, "atlas-h2c", false, "speak HTTP/2 without TLS (h2c) to an http:// Atlas base URL, such as cmd/atlas-emulator's, so that concurrent calls share a few connections; Atlas itself is HTTPS, where HTTP/2 is negotiated without this flag (default off)")
 	fs.BoolVar(&cfg.Dev, "dev", false, "run against an Atlas emulator started in-process on a random loopback port, with generated credentials; prints ready-to-paste commands (default off)")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or text")
 	cfg.LogLevel = slog.LevelInfo

@@ -33,6 +33,8 @@ func TestParseConfig(t *testing.T) {
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: DefaultShutdownTimeout,
 		Credentials:     Credentials{PublicKey: "pubkey", PrivateKey: "priv-secret-value"},
+
+		AtlasRetryMaxElapsed: 10 * time.Second,
 	}
 	with := func(f func(*Config)) Config {
 		c := defaults
@@ -58,6 +60,7 @@ func TestParseConfig(t *testing.T) {
 				"-atlas-api-version", "v1.0", "-log-format", "text", "-log-level", "debug", "-shutdown-timeout", "3s",
 				"-tls-cert", "c.pem", "-tls-key", "k.pem", "-tls-client-ca", "ca.pem",
 				"-authz-policy", "policy.yaml", "-rate-limit", "2.5", "-rate-burst", "5",
+				"-atlas-retry-max-elapsed", "1500ms", "-atlas-h2c",
 			},
 			env: digestEnv,
 			want: with(func(c *Config) {
@@ -65,6 +68,8 @@ func TestParseConfig(t *testing.T) {
 				c.AtlasAPIVersion, c.LogFormat, c.LogLevel, c.ShutdownTimeout = atlas.APIVersionV1, "text", slog.LevelDebug, 3*time.Second
 				c.TLSCert, c.TLSKey, c.TLSClientCA = "c.pem", "k.pem", "ca.pem"
 				c.AuthzPolicy, c.RateLimit, c.RateBurst = "policy.yaml", 2.5, 5
+				c.AtlasRetryMaxElapsed = 1500 * time.Millisecond
+				c.AtlasH2C = true
 			}),
 		},
 		{
@@ -132,6 +137,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "bad API version", args: []string{"-atlas-api-version", "v3"}, env: digestEnv, want: []string{"-atlas-api-version", "v1.0"}},
 		{name: "bad log format", args: []string{"-log-format", "xml"}, env: digestEnv, want: []string{"-log-format"}},
 		{name: "bad log level", args: []string{"-log-level", "loud"}, env: digestEnv, want: []string{"log-level"}},
+		{name: "zero retry budget", args: []string{"-atlas-retry-max-elapsed", "0s"}, env: digestEnv, want: []string{"-atlas-retry-max-elapsed"}},
+		{name: "h2c to https", args: []string{"-atlas-h2c"}, env: digestEnv, want: []string{"-atlas-h2c", "https://cloud.mongodb.com"}},
 		{name: "zero shutdown timeout", args: []string{"-shutdown-timeout", "0s"}, env: digestEnv, want: []string{"-shutdown-timeout"}},
 		{name: "cert without key", args: []string{"-tls-cert", "c.pem"}, env: digestEnv, want: []string{"-tls-cert and -tls-key"}},
 		{name: "client CA without cert", args: []string{"-tls-client-ca", "ca.pem"}, env: digestEnv, want: []string{"-tls-client-ca"}},
@@ -175,10 +182,10 @@ func TestUsageDocumentsEverything(t *testing.T) {
 	want := []string{
 		"-grpc-addr", "-http-addr", "-atlas-base-url", "-atlas-api-version", "-dev", "-log-format",
 		"-log-level", "-shutdown-timeout", "-tls-cert", "-tls-key", "-tls-client-ca",
-		"-authz-policy", "-rate-limit", "-rate-burst",
+		"-authz-policy", "-rate-limit", "-rate-burst", "-atlas-retry-max-elapsed", "-atlas-h2c",
 		EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret, EnvBaseURL,
 		`(default ":9090")`, `(default ":8080")`, `(default "https://cloud.mongodb.com")`, "(default v2)",
-		`(default "json")`, "(default INFO)", "(default 15s)",
+		`(default "json")`, "(default INFO)", "(default 15s)", "(default 10s)",
 	}
 	for _, w := range want {
 		if !strings.Contains(usage, w) {

@@ -72,7 +72,7 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 		}()
 		baseURL, creds = dev.url, dev.creds
 	}
-	client, err := newAtlasClient(baseURL, cfg.AtlasAPIVersion, creds, metrics.ObserveAtlas)
+	client, err := newAtlasClient(baseURL, cfg.AtlasAPIVersion, cfg.AtlasRetryMaxElapsed, cfg.AtlasH2C, creds, metrics.ObserveAtlas)
 	if err != nil {
 		return err
 	}
@@ -239,12 +239,22 @@ func shutdown(logger *slog.Logger, timeout time.Duration, hs *health.Server, rea
 	return nil
 }
 
-// newAtlasClient builds the Atlas client from the credentials.
-func newAtlasClient(baseURL string, version atlas.APIVersion, creds Credentials, observe func(atlas.Exchange)) (*atlas.Client, error) {
+// newAtlasClient builds the Atlas client from the credentials. A positive
+// retryMaxElapsed replaces the default policy's retry budget; h2c selects
+// HTTP/2 without TLS.
+func newAtlasClient(baseURL string, version atlas.APIVersion, retryMaxElapsed time.Duration, h2c bool, creds Credentials, observe func(atlas.Exchange)) (*atlas.Client, error) {
+	retry := atlas.DefaultRetryPolicy()
+	if retryMaxElapsed > 0 {
+		retry.MaxElapsed = retryMaxElapsed
+	}
 	opts := []atlas.Option{
 		atlas.WithBaseURL(baseURL),
 		atlas.WithAPIVersion(version),
+		atlas.WithRetryPolicy(retry),
 		atlas.WithObserver(observe),
+	}
+	if h2c {
+		opts = append(opts, atlas.WithUnencryptedHTTP2())
 	}
 	switch {
 	case creds.PublicKey != "":

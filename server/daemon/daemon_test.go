@@ -367,3 +367,19 @@ func TestShutdownEndsHealthWatch(t *testing.T) {
 		t.Errorf("shutdown took %v with a health watcher, want well under the 20 s timeout", took)
 	}
 }
+
+// TestRunDevH2C: with -atlas-h2c the Atlas client speaks h2c to the
+// emulator, which accepts it, and calls work as over HTTP/1.1.
+func TestRunDevH2C(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, Config{Dev: true, AtlasH2C: true, LogFormat: "json"})
+	c := encryptionv1.NewEncryptionServiceClient(d.grpcConn(t))
+	for range 3 {
+		if _, err := c.GetEncryptionAtRest(t.Context(), &encryptionv1.GetEncryptionAtRestRequest{GroupId: SampleGroupID}); err != nil {
+			t.Fatalf("GetEncryptionAtRest() = %v", err)
+		}
+	}
+	if err := d.stop(); err != nil {
+		t.Errorf("Run() after cancel = %v, want nil", err)
+	}
+}

@@ -43,9 +43,12 @@ func startDevAtlas() (*devAtlas, error) {
 	d := &devAtlas{
 		url:   "http://" + lis.Addr().String(),
 		creds: creds,
-		srv:   &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second},
+		srv:   &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second, Protocols: new(http.Protocols)},
 		done:  make(chan error, 1),
 	}
+	// HTTP/1.1, and HTTP/2 without TLS for -atlas-h2c.
+	d.srv.Protocols.SetHTTP1(true)
+	d.srv.Protocols.SetUnencryptedHTTP2(true)
 	go func() { d.done <- d.srv.Serve(lis) }()
 	return d, nil
 }

@@ -29,11 +29,12 @@ func UnaryLogging(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		attrs := []slog.Attr{}
-		if g, ok := req.(groupIDer); ok {
-			attrs = append(attrs, slog.String("group_id", g.GetGroupId()))
+		g, hasGroup := req.(groupIDer)
+		var groupID string
+		if hasGroup {
+			groupID = g.GetGroupId()
 		}
-		logCall(ctx, logger, info.FullMethod, start, err, attrs)
+		logCall(ctx, logger, info.FullMethod, start, err, hasGroup, groupID)
 		return resp, err
 	}
 }
@@ -44,23 +45,32 @@ func StreamLogging(logger *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
 		err := handler(srv, ss)
-		logCall(ss.Context(), logger, info.FullMethod, start, err, nil)
+		logCall(ss.Context(), logger, info.FullMethod, start, err, false, "")
 		return err
 	}
 }
 
-func logCall(ctx context.Context, logger *slog.Logger, method string, start time.Time, err error, extra []slog.Attr) {
+// maxCallAttrs is the most attributes logCall writes.
+const maxCallAttrs = 8
+
+// logCall writes the record of one call, with a group_id attribute if
+// hasGroup. It runs for every call, so it builds nothing when the record's
+// level is disabled, and its attributes live in an array on the stack.
+func logCall(ctx context.Context, logger *slog.Logger, method string, start time.Time, err error, hasGroup bool, groupID string) {
 	code := status.Code(err)
 	level := levelFor(method, code)
 	if !logger.Enabled(ctx, level) {
 		return
 	}
-	attrs := []slog.Attr{
+	var buf [maxCallAttrs]slog.Attr
+	attrs := append(buf[:0],
 		slog.String("method", method),
 		slog.String("code", code.String()),
 		slog.Duration("duration", time.Since(start)),
+	)
+	if hasGroup {
+		attrs = append(attrs, slog.String("group_id", groupID))
 	}
-	attrs = append(attrs, extra...)
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		attrs = append(attrs, slog.String("peer", p.Addr.String()))
 	}

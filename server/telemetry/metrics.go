@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"strconv"
+	"sync"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,9 +16,29 @@ import (
 // concurrent use.
 type Metrics struct {
 	grpc         *grpcprom.ServerMetrics
-	valid        *prometheus.GaugeVec
+	valid        *validCollector
 	atlasCalls   *prometheus.CounterVec
 	atlasLatency *prometheus.HistogramVec
+
+	// atlasMu guards atlasSeriesByKey, the series ObserveAtlas updates:
+	// looking them up here costs no allocation, where one exchange with
+	// Atlas would otherwise cost label hashing and allocations in two
+	// WithLabelValues.
+	atlasMu          sync.RWMutex
+	atlasSeriesByKey map[atlasKey]atlasSeries
+}
+
+// atlasKey is the labels of an exchange with Atlas.
+type atlasKey struct {
+	method    string
+	status    int
+	errorCode string
+}
+
+// atlasSeries is what ObserveAtlas updates for one atlasKey.
+type atlasSeries struct {
+	calls   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -26,6 +47,10 @@ type Metrics struct {
 //     handled by method and code, and a handling-time histogram.
 //   - encryptiond_encryption_at_rest_valid{group_id,provider}: 1 or 0, the
 //     last `valid` flag Atlas reported. Alert on 0 for an enabled provider.
+//     At most MaxValidProjects projects get a series, the first seen.
+//   - encryptiond_encryption_at_rest_valid_dropped_total: observations of
+//     `valid` not recorded because MaxValidProjects projects already have a
+//     series.
 //   - encryptiond_atlas_requests_total{method,status,error_code}: every HTTP
 //     exchange with Atlas, including digest challenges, token requests and
 //     retries; status "0" when no response arrived.
@@ -35,11 +60,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 			grpcprom.WithHistogramBuckets([]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}),
 		)),
-		valid: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "encryptiond",
-			Name:      "encryption_at_rest_valid",
-			Help:      "The last `valid` flag Atlas reported for a project's key provider: 1 if Atlas can use the key, 0 if not.",
-		}, []string{"group_id", "provider"}),
+		valid:            newValidCollector(),
+		atlasSeriesByKey: make(map[atlasKey]atlasSeries),
 		atlasCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "encryptiond",
 			Name:      "atlas_requests_total",
@@ -75,17 +97,37 @@ func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
 func (m *Metrics) InitializeMetrics(s *grpc.Server) { m.grpc.InitializeMetrics(s) }
 
 // ObserveValid records the `valid` flag Atlas reported; it fits
-// server.WithValidObserver.
+// server.WithValidObserver. A project beyond the first MaxValidProjects
+// gets no series; its observations are counted as dropped.
 func (m *Metrics) ObserveValid(groupID, provider string, valid bool) {
-	v := 0.0
-	if valid {
-		v = 1
-	}
-	m.valid.WithLabelValues(groupID, provider).Set(v)
+	m.valid.observe(groupID, provider, valid)
 }
 
 // ObserveAtlas records one exchange with Atlas; it fits atlas.WithObserver.
 func (m *Metrics) ObserveAtlas(e atlas.Exchange) {
-	m.atlasCalls.WithLabelValues(e.Method, strconv.Itoa(e.Status), e.ErrorCode).Inc()
-	m.atlasLatency.WithLabelValues(e.Method).Observe(e.Duration.Seconds())
+	s := m.atlasSeries(atlasKey{e.Method, e.Status, e.ErrorCode})
+	s.calls.Inc()
+	s.latency.Observe(e.Duration.Seconds())
+}
+
+// atlasSeries returns the series of k, creating them on first use. There
+// are as many keys as atlas_requests_total has series.
+func (m *Metrics) atlasSeries(k atlasKey) atlasSeries {
+	m.atlasMu.RLock()
+	s, ok := m.atlasSeriesByKey[k]
+	m.atlasMu.RUnlock()
+	if ok {
+		return s
+	}
+	m.atlasMu.Lock()
+	defer m.atlasMu.Unlock()
+	if s, ok := m.atlasSeriesByKey[k]; ok {
+		return s
+	}
+	s = atlasSeries{
+		calls:   m.atlasCalls.WithLabelValues(k.method, strconv.Itoa(k.status), k.errorCode),
+		latency: m.atlasLatency.WithLabelValues(k.method),
+	}
+	m.atlasSeriesByKey[k] = s
+	return s
 }
