@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 )
 
 // This file holds the encryptionAtRest resource as Atlas spells it on the
@@ -64,9 +65,15 @@ type GoogleCloudKMS struct {
 	Valid                *bool   `json:"valid,omitempty"`
 }
 
-// AWSRegions are the region names Atlas accepts for awsKms.region, in the
-// order of Atlas's OpenAPI enum.
-var AWSRegions = []string{
+// AWSRegions returns the region names Atlas accepts for awsKms.region, in
+// the order of Atlas's OpenAPI enum. The slice is the caller's.
+func AWSRegions() []string { return slices.Clone(awsRegions) }
+
+// AzureEnvironments returns the values Atlas accepts for
+// azureKeyVault.azureEnvironment. The slice is the caller's.
+func AzureEnvironments() []string { return slices.Clone(azureEnvironments) }
+
+var awsRegions = []string{
 	"US_GOV_WEST_1", "US_GOV_EAST_1", "US_EAST_1", "US_EAST_2", "US_WEST_1", "US_WEST_2",
 	"CA_CENTRAL_1", "EU_NORTH_1", "EU_WEST_1", "EU_WEST_2", "EU_WEST_3", "EU_CENTRAL_1",
 	"EU_CENTRAL_2", "AP_EAST_1", "AP_EAST_2", "AP_NORTHEAST_1", "AP_NORTHEAST_2",
@@ -76,9 +83,7 @@ var AWSRegions = []string{
 	"EU_SOUTH_1", "EU_SOUTH_2", "IL_CENTRAL_1", "CA_WEST_1", "MX_CENTRAL_1", "GLOBAL",
 }
 
-// AzureEnvironments are the values Atlas accepts for
-// azureKeyVault.azureEnvironment.
-var AzureEnvironments = []string{"AZURE", "AZURE_CHINA", "AZURE_US_GOVERNMENT"}
+var azureEnvironments = []string{"AZURE", "AZURE_CHINA", "AZURE_US_GOVERNMENT"}
 
 // GetEncryptionAtRest returns the encryption-at-rest configuration of the
 // project groupID (24 hexadecimal characters). Atlas never returns secrets.

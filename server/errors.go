@@ -34,6 +34,14 @@ const (
 	// to Atlas without an answer: it may or may not have been applied.
 	ReasonOutcomeUnknown = "OUTCOME_UNKNOWN"
 
+	// MetadataOutcome is the ErrorInfo metadata key that says a change
+	// Atlas answered with an error may or may not have been applied; its
+	// value is then OutcomeUnknown. (A 5xx answer to a PATCH keeps Atlas's
+	// errorCode as the reason and carries this key.)
+	MetadataOutcome = "outcome"
+	// OutcomeUnknown is MetadataOutcome's value for an unknown outcome.
+	OutcomeUnknown = "unknown"
+
 	// ReasonAppliedUnreadable is the ErrorInfo reason of a change that Atlas
 	// applied (it answered 2xx) whose answer, and the state read after it,
 	// could not be read.
@@ -123,6 +131,7 @@ func atlasError(ctx context.Context, err error, groupID, provider string, secret
 	if ae.Detail != "" {
 		said += ": " + redact(ae.Detail, secrets)
 	}
+	details := []protoadapt.MessageV1{info(errorCode, ae.HTTPStatus)}
 	var msg string
 	switch ae.HTTPStatus {
 	case http.StatusUnauthorized:
@@ -132,8 +141,13 @@ func atlasError(ctx context.Context, err error, groupID, provider string, secret
 	default:
 		msg = fmt.Sprintf("Atlas answered %d %s", ae.HTTPStatus, said)
 	}
-
-	details := []protoadapt.MessageV1{info(errorCode, ae.HTTPStatus)}
+	if ae.Method == http.MethodPatch && ae.HTTPStatus >= 500 {
+		// A server error after the body was sent does not say whether the
+		// change was applied (a proxy may have timed out on a change that
+		// Atlas went on to apply). The client never resends it.
+		msg += "; the change may or may not have been applied: read the configuration before trying again"
+		details[0].(*errdetails.ErrorInfo).Metadata[MetadataOutcome] = OutcomeUnknown
+	}
 	if len(ae.Fields) > 0 {
 		br := &errdetails.BadRequest{}
 		for _, f := range ae.Fields {
@@ -154,16 +168,15 @@ func atlasError(ctx context.Context, err error, groupID, provider string, secret
 	return withDetails(code, msg, details...)
 }
 
+// ErrorInfo reasons of requests that break the rules, as Atlas names them.
+const (
+	reasonInvalid = "INVALID_ATTRIBUTE" // a field's value, or the combination of fields
+	reasonMissing = "MISSING_ATTRIBUTE" // fields needed to enable a provider
+)
+
 // invalidArgument is the status of a request that breaks the rules: nothing
 // was sent to Atlas.
-func invalidArgument(groupID, provider string, vs violations) error {
-	reason := "INVALID_ATTRIBUTE"
-	for _, v := range vs {
-		if strings.HasPrefix(v.Description, "required to enable") {
-			reason = "MISSING_ATTRIBUTE"
-			break
-		}
-	}
+func invalidArgument(groupID, provider, reason string, vs violations) error {
 	descriptions := make([]string, len(vs))
 	for i, v := range vs {
 		descriptions[i] = v.Field + ": " + v.Description
@@ -183,12 +196,17 @@ func invalidArgument(groupID, provider string, vs violations) error {
 }
 
 // lockError is the status of a caller that gave up waiting for an earlier
-// change of the same project to finish.
-func lockError(err error) error {
+// change of the same project to finish. Nothing was sent to Atlas.
+func lockError(groupID string, err error) error {
+	md := map[string]string{"groupId": groupID}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return status.Error(codes.DeadlineExceeded, "the deadline passed while an earlier change to this project was still in progress")
+		md["httpStatus"] = "504"
+		return withDetails(codes.DeadlineExceeded, "the deadline passed while an earlier change to this project was still in progress; nothing was sent to Atlas",
+			&errdetails.ErrorInfo{Reason: "DEADLINE_EXCEEDED", Domain: DomainService, Metadata: md})
 	}
-	return status.Error(codes.Canceled, "the caller cancelled the request")
+	md["httpStatus"] = "499"
+	return withDetails(codes.Canceled, "the caller cancelled the request; nothing was sent to Atlas",
+		&errdetails.ErrorInfo{Reason: "CANCELED", Domain: DomainService, Metadata: md})
 }
 
 func withDetails(code codes.Code, msg string, details ...protoadapt.MessageV1) error {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -38,6 +39,7 @@ func TestAtlasErrorMapping(t *testing.T) {
 		{"409", nil, &atlas.Error{HTTPStatus: 409, ErrorCode: "CANNOT_DISABLE_ENCRYPTION_AT_REST"}, codes.FailedPrecondition, "CANNOT_DISABLE_ENCRYPTION_AT_REST", "409", false},
 		{"429 carries RetryInfo", nil, &atlas.Error{HTTPStatus: 429, ErrorCode: "RATE_LIMITED_TOKEN_BUCKET", RetryAfter: 7 * time.Second}, codes.ResourceExhausted, "RATE_LIMITED_TOKEN_BUCKET", "429", true},
 		{"503", nil, &atlas.Error{HTTPStatus: 503}, codes.Unavailable, "HTTP_503", "503", false},
+		{"503 to a change: outcome unknown", nil, &atlas.Error{HTTPStatus: 503, Method: http.MethodPatch, ErrorCode: "SERVICE_UNAVAILABLE"}, codes.Unavailable, "SERVICE_UNAVAILABLE", "may or may not have been applied", false},
 		{"connection refused", nil, errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), codes.Unavailable, "ATLAS_UNREACHABLE", "cannot reach Atlas", false},
 		{"outcome unknown", nil, fmt.Errorf("atlas: PATCH: %w: EOF", atlas.ErrOutcomeUnknown), codes.Unavailable, ReasonOutcomeUnknown, "may or may not have been applied", false},
 		{"malformed answer", nil, fmt.Errorf("atlas: GET: %w: decoding", atlas.ErrMalformedResponse), codes.Unavailable, "ATLAS_MALFORMED_RESPONSE", "cannot read", false},
@@ -98,5 +100,25 @@ func TestAppliedButUnreadableAnswerReadsTheState(t *testing.T) {
 	_, err = New(fake).UpdateEncryptionAtRest(t.Context(), updateRequest(t, testGroup, `{"awsKms": {"enabled": false}}`, false))
 	if st := status.Convert(err); st.Code() != codes.Unavailable || !strings.Contains(st.Message(), "applied the change") {
 		t.Errorf("Update with an unreadable answer and a failed read = %v, want UNAVAILABLE saying the change was applied", err)
+	}
+}
+
+func TestSecretsAreRedactedFromWhatAtlasSays(t *testing.T) {
+	t.Parallel()
+	const privateKey = "-----BEGIN PRIVATE KEY-----\nMIIEvQ-gcp-private-SENTINEL\n-----END PRIVATE KEY-----\n"
+	key, _ := json.Marshal(map[string]string{"type": "service_account", "private_key": privateKey})
+	body, _ := json.Marshal(map[string]any{"googleCloudKms": map[string]any{"serviceAccountKey": string(key)}})
+	fake := &fakeAtlas{state: atlas.EncryptionAtRest{GoogleCloudKMS: &atlas.GoogleCloudKMS{Enabled: boolp(true)}}}
+	escaped, _ := json.Marshal(privateKey)
+	fake.patchFn = func() error {
+		// Atlas quotes the key's private part, JSON-escaped, in its detail.
+		return &atlas.Error{HTTPStatus: 400, ErrorCode: "INVALID_GOOGLE_CLOUD_CREDENTIALS", Detail: "cannot parse key " + string(escaped) + " nor " + privateKey}
+	}
+	_, err := New(fake).UpdateEncryptionAtRest(t.Context(), updateRequest(t, testGroup, string(body), false))
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("Update = %v, want INVALID_ARGUMENT from Atlas", err)
+	}
+	if msg := status.Convert(err).Proto().String(); strings.Contains(msg, "SENTINEL") {
+		t.Errorf("Update = %v, which carries part of the service account key", msg)
 	}
 }

@@ -18,7 +18,7 @@ import (
 // This file is Atlas's update rules, as data: which fields each provider
 // needs to be enabled (providers), and what each field's value must look like
 // (fieldChecks). checkRequest applies the rules that need nothing but the
-// request; update.checkState the one that needs Atlas's current state.
+// request; request.checkState those that need Atlas's current state.
 
 // provider describes one key provider: its names and what Atlas needs to
 // enable it.
@@ -75,10 +75,10 @@ var fieldChecks = map[protoreflect.FullName]fieldCheck{
 	"atlas.encryption.v1.AwsKms.access_key_id":          length(16, 128),
 	"atlas.encryption.v1.AwsKms.secret_access_key":      length(1, 1024),
 	"atlas.encryption.v1.AwsKms.customer_master_key_id": length(1, 2048),
-	"atlas.encryption.v1.AwsKms.region":                 oneOf(atlas.AWSRegions),
+	"atlas.encryption.v1.AwsKms.region":                 oneOf(atlas.AWSRegions()),
 	"atlas.encryption.v1.AwsKms.role_id":                matches(hex24, "must be 24 lowercase hexadecimal characters"),
 
-	"atlas.encryption.v1.AzureKeyVault.azure_environment":   oneOf(atlas.AzureEnvironments),
+	"atlas.encryption.v1.AzureKeyVault.azure_environment":   oneOf(atlas.AzureEnvironments()),
 	"atlas.encryption.v1.AzureKeyVault.client_id":           matches(uuid, "must be a UUID"),
 	"atlas.encryption.v1.AzureKeyVault.tenant_id":           matches(uuid, "must be a UUID"),
 	"atlas.encryption.v1.AzureKeyVault.subscription_id":     matches(uuid, "must be a UUID"),
@@ -250,6 +250,22 @@ func (r *request) authAlternatives() string {
 	return strings.Join(modes, ", or ")
 }
 
+// newRequest returns what req asks of which provider, unchecked, or nil if
+// it names no provider.
+func newRequest(req *encryptionv1.UpdateEncryptionAtRestRequest) *request {
+	p, msg := providerOf(req.GetConfig())
+	if p == nil {
+		return nil
+	}
+	r := &request{groupID: req.GetGroupId(), provider: p, msg: msg}
+	msg.Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		r.set = append(r.set, fd)
+		return true
+	})
+	slices.SortFunc(r.set, func(a, b protoreflect.FieldDescriptor) int { return int(a.Number() - b.Number()) })
+	return r
+}
+
 // checkRequest applies every rule that needs only the request: the group id,
 // one provider, each field's format, no mixed auth modes, disable alone, and
 // not an empty update. The error is an INVALID_ARGUMENT status with one field
@@ -259,21 +275,16 @@ func checkRequest(req *encryptionv1.UpdateEncryptionAtRestRequest) (*request, er
 	groupID := req.GetGroupId()
 	checkGroupID(&vs, groupID)
 
-	p, msg := providerOf(req.GetConfig())
-	if p == nil {
+	r := newRequest(req)
+	if r == nil {
 		vs.add("config", "set exactly one provider: awsKms, azureKeyVault or googleCloudKms")
-		return nil, invalidArgument(groupID, "", vs)
+		return nil, invalidArgument(groupID, "", reasonInvalid, vs)
 	}
-	r := &request{groupID: groupID, provider: p, msg: msg}
-	msg.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		r.set = append(r.set, fd)
-		return true
-	})
-	slices.SortFunc(r.set, func(a, b protoreflect.FieldDescriptor) int { return int(a.Number() - b.Number()) })
+	p, msg := r.provider, r.msg
 
 	if len(r.set) == 0 {
 		vs.add("config."+string(p.field), "sets no field: to change "+p.title+" set the fields to change; to disable it set only enabled=false")
-		return nil, invalidArgument(groupID, p.atlas, vs)
+		return nil, invalidArgument(groupID, p.atlas, reasonInvalid, vs)
 	}
 	for _, fd := range r.set {
 		check := fieldChecks[fd.FullName()]
@@ -309,7 +320,7 @@ func checkRequest(req *encryptionv1.UpdateEncryptionAtRestRequest) (*request, er
 		}
 	}
 	if len(vs) > 0 {
-		return nil, invalidArgument(groupID, p.atlas, vs)
+		return nil, invalidArgument(groupID, p.atlas, reasonInvalid, vs)
 	}
 	return r, nil
 }
@@ -327,6 +338,17 @@ func (r *request) namesSet(modes [][]protoreflect.Name) string {
 	return strings.Join(names, ", ")
 }
 
+// needsState reports whether the rules can judge r only against the
+// provider's current state in Atlas: a partial document is allowed only for
+// an enabled provider, and Google Cloud KMS refuses a serviceAccountKey once
+// it uses a role.
+func (r *request) needsState() bool {
+	if r.disable {
+		return false
+	}
+	return !r.whole() || (r.provider == googleCloudKMS && r.has("service_account_key"))
+}
+
 // checkState applies the rules that need the provider's current state in
 // Atlas: a provider that is not enabled needs its whole document, and Google
 // Cloud KMS refuses a serviceAccountKey once it uses a role.
@@ -335,8 +357,11 @@ func (r *request) checkState(current *atlas.EncryptionAtRest) error {
 		return nil
 	}
 	var vs violations
+	reason := reasonInvalid
 	if !providerEnabled(current, r.provider) {
-		vs = r.missingToEnable()
+		if vs = r.missingToEnable(); len(vs) > 0 {
+			reason = reasonMissing
+		}
 	}
 	if r.provider == googleCloudKMS && r.has("service_account_key") {
 		if g := current.GoogleCloudKMS; g != nil && g.RoleID != nil && *g.RoleID != "" {
@@ -344,7 +369,7 @@ func (r *request) checkState(current *atlas.EncryptionAtRest) error {
 		}
 	}
 	if len(vs) > 0 {
-		return invalidArgument(r.groupID, r.provider.atlas, vs)
+		return invalidArgument(r.groupID, r.provider.atlas, reason, vs)
 	}
 	return nil
 }

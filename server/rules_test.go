@@ -170,6 +170,12 @@ func TestUpdateRules(t *testing.T) {
 			wantFields: []string{"config.aws_kms.enabled", "config.aws_kms.customer_master_key_id", "config.aws_kms.role_id"},
 		},
 		{
+			name:     "GCP refuses a whole document with a service account key once it uses a role",
+			state:    atlas.EncryptionAtRest{GoogleCloudKMS: &atlas.GoogleCloudKMS{Enabled: boolp(true), Valid: boolp(true), RoleID: strp(roleID), KeyVersionResourceID: strp("projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1")}},
+			body:     gcpWhole,
+			wantCode: codes.InvalidArgument, wantGets: 1, wantFields: []string{"config.google_cloud_kms.service_account_key"},
+		},
+		{
 			name:     "GCP refuses a service account key once it uses a role",
 			state:    atlas.EncryptionAtRest{GoogleCloudKMS: &atlas.GoogleCloudKMS{Enabled: boolp(true), Valid: boolp(true), RoleID: strp(roleID), KeyVersionResourceID: strp("projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1")}},
 			body:     `{"googleCloudKms": {"serviceAccountKey": "{\"private_key\": \"gcp-secret-SENTINEL\"}"}}`,
@@ -234,6 +240,30 @@ func TestValidateOnlyAnswersTheFutureState(t *testing.T) {
 	}
 	if gcp := got.GetGoogleCloudKms(); !gcp.GetEnabled() || gcp.Valid == nil || gcp.GetValid() {
 		t.Errorf("Update(validateOnly, enable GCP).googleCloudKms = %v, want enabled and valid=false", gcp)
+	}
+}
+
+func TestValidateOnlySwitchingAuthModes(t *testing.T) {
+	t.Parallel()
+	fake := &fakeAtlas{state: atlas.EncryptionAtRest{AzureKeyVault: &atlas.AzureKeyVault{
+		Enabled: boolp(true), Valid: boolp(true), RoleID: strp(roleID), AzureEnvironment: strp("AZURE"),
+	}}}
+	body := `{"azureKeyVault": {"clientID": "f0e1d2c3-b4a5-4968-8776-a5b4c3d2e1f0", "tenantID": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "secret": "azure-secret-SENTINEL"}}`
+	got, err := New(fake).UpdateEncryptionAtRest(t.Context(), updateRequest(t, testGroup, body, true))
+	if err != nil {
+		t.Fatalf("Update(validateOnly, %s) = %v", body, err)
+	}
+	if az := got.GetAzureKeyVault(); az.RoleId != nil || az.GetClientId() == "" || az.GetAzureEnvironment() != "AZURE" {
+		t.Errorf("Update(validateOnly, %s).azureKeyVault = %v, want the application instead of the role, the rest kept", body, az)
+	}
+
+	fake = &fakeAtlas{state: enabledAWS()}
+	got, err = New(fake).UpdateEncryptionAtRest(t.Context(), updateRequest(t, testGroup, `{"awsKms": {"roleId": "`+roleID+`"}}`, true))
+	if err != nil {
+		t.Fatalf("Update(validateOnly, AWS role) = %v", err)
+	}
+	if aws := got.GetAwsKms(); aws.AccessKeyId != nil || aws.RoleId != nil {
+		t.Errorf("Update(validateOnly, AWS role).awsKms = %v, want no accessKeyID (replaced) and no roleId (write-only)", aws)
 	}
 }
 

@@ -41,7 +41,7 @@ var _ encryptionv1.EncryptionServiceServer = (*Server)(nil)
 type Option func(*options)
 
 type options struct {
-	observeValid      func(groupID, provider string, valid bool)
+	observeValid      func(groupID, provider string, enabled, valid bool)
 	sharedCallTimeout time.Duration
 }
 
@@ -56,11 +56,11 @@ func WithSharedCallTimeout(d time.Duration) Option {
 	}
 }
 
-// WithValidObserver calls fn with every provider's `valid` flag each time
-// Atlas reports the project's configuration (provider is the Atlas name:
-// "awsKms", "azureKeyVault" or "googleCloudKms"), so that a metric can show a
-// key that stopped working. Default: none.
-func WithValidObserver(fn func(groupID, provider string, valid bool)) Option {
+// WithValidObserver calls fn with every provider's `enabled` and `valid`
+// flags each time Atlas reports the project's configuration (provider is
+// the Atlas name: "awsKms", "azureKeyVault" or "googleCloudKms"), so that a
+// metric can show an enabled key that stopped working. Default: none.
+func WithValidObserver(fn func(groupID, provider string, enabled, valid bool)) Option {
 	return func(o *options) { o.observeValid = fn }
 }
 

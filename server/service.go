@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"sync"
 
-	"google.golang.org/protobuf/reflect/protoreflect"
-
 	"github.com/encryptiond/encryptiond/atlas"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 )
@@ -23,7 +21,7 @@ func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetE
 	var vs violations
 	checkGroupID(&vs, req.GetGroupId())
 	if len(vs) > 0 {
-		return nil, invalidArgument("", "", vs)
+		return nil, invalidArgument("", "", reasonInvalid, vs)
 	}
 	groupID := req.GetGroupId()
 	key := groupID + "/" + strconv.FormatUint(s.changes.Load(), 10)
@@ -51,10 +49,11 @@ func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetE
 // UpdateEncryptionAtRest enables, changes or disables one key provider.
 //
 // Round trips to Atlas: a disable, and an enable that carries the whole
-// document, are one PATCH; Atlas's rules hold whatever the current state is.
-// A partial change first reads the current state, because whether a partial
-// document is allowed depends on whether the provider is enabled: two round
-// trips. validate_only always reads the state and never writes.
+// document, are one PATCH: whether Atlas accepts them does not depend on
+// the current state. A request that the rules can only judge against the
+// current state (request.needsState: a partial document, or a Google Cloud
+// KMS serviceAccountKey) first reads it: two round trips. validate_only
+// always reads the state and never writes.
 //
 // Changes of one project are serialized within the process: the state read,
 // the rule check and the PATCH run under the project's lock. The state read
@@ -69,12 +68,12 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 	}
 	unlock, err := s.groups.lock(ctx, r.groupID)
 	if err != nil {
-		return nil, lockError(err)
+		return nil, lockError(r.groupID, err)
 	}
 	defer unlock()
 
 	secrets := r.secrets()
-	if req.GetValidateOnly() || (!r.disable && !r.whole()) {
+	if req.GetValidateOnly() || r.needsState() {
 		current, err := s.atlas.GetEncryptionAtRest(ctx, r.groupID)
 		if err != nil {
 			return nil, atlasError(ctx, err, r.groupID, r.provider.atlas, secrets)
@@ -111,14 +110,8 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 // requests that break the rules too.
 func DescribeUpdate(req *encryptionv1.UpdateEncryptionAtRestRequest) Mutation {
 	m := Mutation{GroupID: req.GetGroupId(), Action: "update"}
-	p, msg := providerOf(req.GetConfig())
-	if p != nil {
-		r := &request{provider: p, msg: msg}
-		msg.Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-			r.set = append(r.set, fd)
-			return true
-		})
-		m.Provider = p.atlas
+	if r := newRequest(req); r != nil {
+		m.Provider = r.provider.atlas
 		m.Fields = r.fieldNames()
 		if enabled, ok := r.enabled(); ok {
 			m.Action = "enable"
@@ -133,21 +126,22 @@ func DescribeUpdate(req *encryptionv1.UpdateEncryptionAtRestRequest) Mutation {
 	return m
 }
 
-// observe reports each provider's valid flag to the valid observer.
+// observe reports each provider's enabled and valid flags to the valid
+// observer.
 func (s *Server) observe(groupID string, cfg *atlas.EncryptionAtRest) {
 	fn := s.opts.observeValid
 	if fn == nil || cfg == nil {
 		return
 	}
-	valid := func(b *bool) bool { return b != nil && *b }
+	flag := func(b *bool) bool { return b != nil && *b }
 	if c := cfg.AWSKMS; c != nil {
-		fn(groupID, awsKMS.atlas, valid(c.Valid))
+		fn(groupID, awsKMS.atlas, flag(c.Enabled), flag(c.Valid))
 	}
 	if c := cfg.AzureKeyVault; c != nil {
-		fn(groupID, azureKeyVault.atlas, valid(c.Valid))
+		fn(groupID, azureKeyVault.atlas, flag(c.Enabled), flag(c.Valid))
 	}
 	if c := cfg.GoogleCloudKMS; c != nil {
-		fn(groupID, googleCloudKMS.atlas, valid(c.Valid))
+		fn(groupID, googleCloudKMS.atlas, flag(c.Enabled), flag(c.Valid))
 	}
 }
 

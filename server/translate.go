@@ -1,6 +1,9 @@
 package server
 
 import (
+	"encoding/json"
+	"slices"
+
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
@@ -28,16 +31,6 @@ func (r *request) patch() *atlas.EncryptionAtRest {
 		}
 	}
 	switch m := r.msg.Interface().(type) {
-	case *encryptionv1.AwsKms:
-		return &atlas.EncryptionAtRest{AWSKMS: &atlas.AWSKMSConfiguration{
-			Enabled:                  m.Enabled,
-			AccessKeyID:              m.AccessKeyId,
-			SecretAccessKey:          m.SecretAccessKey,
-			CustomerMasterKeyID:      m.CustomerMasterKeyId,
-			Region:                   m.Region,
-			RoleID:                   m.RoleId,
-			RequirePrivateNetworking: m.RequirePrivateNetworking,
-		}}
 	case *encryptionv1.AzureKeyVault:
 		return &atlas.EncryptionAtRest{AzureKeyVault: &atlas.AzureKeyVault{
 			Enabled:                  m.Enabled,
@@ -59,21 +52,59 @@ func (r *request) patch() *atlas.EncryptionAtRest {
 			ServiceAccountKey:    m.ServiceAccountKey,
 			RoleID:               m.RoleId,
 		}}
+	default: // checkRequest admits only the three providers
+		aws := r.msg.Interface().(*encryptionv1.AwsKms)
+		return &atlas.EncryptionAtRest{AWSKMS: &atlas.AWSKMSConfiguration{
+			Enabled:                  aws.Enabled,
+			AccessKeyID:              aws.AccessKeyId,
+			SecretAccessKey:          aws.SecretAccessKey,
+			CustomerMasterKeyID:      aws.CustomerMasterKeyId,
+			Region:                   aws.Region,
+			RoleID:                   aws.RoleId,
+			RequirePrivateNetworking: aws.RequirePrivateNetworking,
+		}}
 	}
-	panic("server: request without a provider passed checkRequest")
 }
 
 // secrets returns the secret values the request carries, to redact them from
-// anything Atlas says back.
+// anything Atlas says back: each value, its JSON-escaped spelling (Atlas may
+// quote a body's string as it was on the wire), and, for a service account
+// key, each longer string inside it (its private key, for one), so that a
+// fragment Atlas quotes does not get through either.
 func (r *request) secrets() []string {
 	var out []string
-	for _, fd := range r.set {
-		if isSecret(fd) {
-			out = append(out, r.msg.Get(fd).String())
+	add := func(v string) {
+		out = append(out, v)
+		if b, err := json.Marshal(v); err == nil {
+			if escaped := string(b[1 : len(b)-1]); escaped != v {
+				out = append(out, escaped)
+			}
 		}
 	}
+	for _, fd := range r.set {
+		if !isSecret(fd) {
+			continue
+		}
+		v := r.msg.Get(fd).String()
+		add(v)
+		var inner map[string]any
+		if json.Unmarshal([]byte(v), &inner) == nil {
+			for _, x := range inner {
+				if s, ok := x.(string); ok && len(s) >= minSecretFragment {
+					add(s)
+				}
+			}
+		}
+	}
+	// Longest first, so that a value is redacted whole before any part of it.
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
 	return out
 }
+
+// minSecretFragment is the shortest string inside a service account key
+// that is redacted on its own: shorter ones ("service_account") are field
+// values any key has, not secrets.
+const minSecretFragment = 16
 
 // isSecret reports whether a field holds a secret: the proto marks those
 // debug_redact.
@@ -101,12 +132,16 @@ func (r *request) applied(current *atlas.EncryptionAtRest) *atlas.EncryptionAtRe
 			cur = atlas.AWSKMSConfiguration{Valid: &off}
 		}
 		u := p.AWSKMS
+		if u.RoleID != nil { // a switch to role-based access drops the static credentials
+			cur.AccessKeyID = nil
+		}
 		cur.Enabled = or(u.Enabled, cur.Enabled)
 		cur.AccessKeyID = or(u.AccessKeyID, cur.AccessKeyID)
 		cur.CustomerMasterKeyID = or(u.CustomerMasterKeyID, cur.CustomerMasterKeyID)
 		cur.Region = or(u.Region, cur.Region)
 		cur.RoleID = or(u.RoleID, cur.RoleID)
 		cur.RequirePrivateNetworking = or(u.RequirePrivateNetworking, cur.RequirePrivateNetworking)
+		cur.RoleID = nil // write-only: Atlas (v2) does not return it
 		next.AWSKMS = &cur
 	case azureKeyVault:
 		cur := deref(current.AzureKeyVault)
@@ -118,6 +153,12 @@ func (r *request) applied(current *atlas.EncryptionAtRest) *atlas.EncryptionAtRe
 			cur = atlas.AzureKeyVault{Valid: &off}
 		}
 		u := p.AzureKeyVault
+		switch {
+		case u.RoleID != nil: // a switch to role-based access drops the application
+			cur.ClientID, cur.TenantID = nil, nil
+		case u.ClientID != nil || u.TenantID != nil || u.Secret != nil:
+			cur.RoleID = nil
+		}
 		cur.Enabled = or(u.Enabled, cur.Enabled)
 		cur.AzureEnvironment = or(u.AzureEnvironment, cur.AzureEnvironment)
 		cur.ClientID = or(u.ClientID, cur.ClientID)
@@ -139,6 +180,9 @@ func (r *request) applied(current *atlas.EncryptionAtRest) *atlas.EncryptionAtRe
 			cur = atlas.GoogleCloudKMS{Valid: &off}
 		}
 		u := p.GoogleCloudKMS
+		if u.ServiceAccountKey != nil { // only possible while no role is set; see checkState
+			cur.RoleID = nil
+		}
 		cur.Enabled = or(u.Enabled, cur.Enabled)
 		cur.KeyVersionResourceID = or(u.KeyVersionResourceID, cur.KeyVersionResourceID)
 		cur.RoleID = or(u.RoleID, cur.RoleID)

@@ -271,7 +271,7 @@ func disable[T any](provider string, cur *T, extra, inUse bool) (*T, *apiError) 
 }
 
 func patchAWS(cur, u *atlas.AWSKMSConfiguration, inUse bool) (*atlas.AWSKMSConfiguration, *apiError) {
-	if u.Region != nil && !slices.Contains(atlas.AWSRegions, *u.Region) {
+	if u.Region != nil && !slices.Contains(atlas.AWSRegions(), *u.Region) {
 		return cur, invalidEnum(ProviderAWS + ".region")
 	}
 	c := checks{prefix: ProviderAWS + "."}
@@ -329,7 +329,7 @@ func patchAWS(cur, u *atlas.AWSKMSConfiguration, inUse bool) (*atlas.AWSKMSConfi
 }
 
 func patchAzure(cur, u *atlas.AzureKeyVault, inUse bool) (*atlas.AzureKeyVault, *apiError) {
-	if u.AzureEnvironment != nil && !slices.Contains(atlas.AzureEnvironments, *u.AzureEnvironment) {
+	if u.AzureEnvironment != nil && !slices.Contains(atlas.AzureEnvironments(), *u.AzureEnvironment) {
 		return cur, invalidEnum(ProviderAzure + ".azureEnvironment")
 	}
 	if u.KeyIdentifier != nil && !validKeyIdentifier(*u.KeyIdentifier) {

@@ -260,13 +260,13 @@ func TestAtlasFaults(t *testing.T) {
 		{name: "one 503 on a read is retried", fault: once(atlastest.Fault{Status: 503, Method: "GET"}), call: get,
 			wantCode: codes.OK, patches: 0},
 		{name: "500 update", fault: once(atlastest.Fault{Status: 500, Method: "PATCH"}), call: update,
-			wantCode: codes.Unavailable, wantReason: "UNEXPECTED_ERROR", wantMsg: "Atlas answered 500", patches: 1, outcome: "failed"},
+			wantCode: codes.Unavailable, wantReason: "UNEXPECTED_ERROR", wantMsg: "may or may not have been applied", patches: 1, outcome: "unknown"},
 		{name: "502 update", fault: persistent(atlastest.Fault{Status: 502, Method: "PATCH"}), call: update,
-			wantCode: codes.Unavailable, wantReason: "BAD_GATEWAY", patches: 1, outcome: "failed"},
+			wantCode: codes.Unavailable, wantReason: "BAD_GATEWAY", patches: 1, outcome: "unknown"},
 		{name: "503 update", fault: persistent(atlastest.Fault{Status: 503, Method: "PATCH"}), call: update,
-			wantCode: codes.Unavailable, wantReason: "SERVICE_UNAVAILABLE", patches: 1, outcome: "failed"},
+			wantCode: codes.Unavailable, wantReason: "SERVICE_UNAVAILABLE", patches: 1, outcome: "unknown"},
 		{name: "504 update", fault: persistent(atlastest.Fault{Status: 504, Method: "PATCH"}), call: update,
-			wantCode: codes.Unavailable, wantReason: "GATEWAY_TIMEOUT", patches: 1, outcome: "failed"},
+			wantCode: codes.Unavailable, wantReason: "GATEWAY_TIMEOUT", patches: 1, outcome: "unknown"},
 
 		// 429: retried for reads and changes (Atlas applied nothing).
 		{name: "429 without Retry-After get", fault: persistent(atlastest.Fault{Status: 429}), call: get,

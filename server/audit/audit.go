@@ -34,11 +34,12 @@ const (
 	// OutcomeRefused: the request was refused (bad input, rules, permission,
 	// authentication); nothing was changed.
 	OutcomeRefused = "refused"
-	// OutcomeFailed: the change failed before or at Atlas; nothing was
-	// changed.
+	// OutcomeFailed: the change failed before it reached Atlas, or Atlas
+	// refused it; nothing was changed.
 	OutcomeFailed = "failed"
-	// OutcomeUnknown: the change was sent to Atlas but no answer came back;
-	// it may or may not have been applied.
+	// OutcomeUnknown: the change was sent to Atlas, which did not say
+	// whether it applied it (no answer, or a 5xx answer); it may or may not
+	// have been applied.
 	OutcomeUnknown = "unknown"
 )
 
@@ -95,6 +96,9 @@ func Outcome(m server.Mutation, err error) string {
 	st := status.Convert(err)
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			if info.GetMetadata()[server.MetadataOutcome] == server.OutcomeUnknown {
+				return OutcomeUnknown
+			}
 			switch info.GetReason() {
 			case server.ReasonOutcomeUnknown:
 				return OutcomeUnknown

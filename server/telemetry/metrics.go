@@ -96,11 +96,12 @@ func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
 // on s at zero, so that rates exist before the first call.
 func (m *Metrics) InitializeMetrics(s *grpc.Server) { m.grpc.InitializeMetrics(s) }
 
-// ObserveValid records the `valid` flag Atlas reported; it fits
-// server.WithValidObserver. A project beyond the first MaxValidProjects
-// gets no series; its observations are counted as dropped.
-func (m *Metrics) ObserveValid(groupID, provider string, valid bool) {
-	m.valid.observe(groupID, provider, valid)
+// ObserveValid records the `enabled` and `valid` flags Atlas reported for a
+// provider; it fits server.WithValidObserver. Only enabled providers have a
+// series. A project beyond the first MaxValidProjects gets none; its
+// observations are counted as dropped.
+func (m *Metrics) ObserveValid(groupID, provider string, enabled, valid bool) {
+	m.valid.observe(groupID, provider, enabled, valid)
 }
 
 // ObserveAtlas records one exchange with Atlas; it fits atlas.WithObserver.

@@ -47,16 +47,19 @@ func TestObserveValid(t *testing.T) {
 	}
 	steps := []struct {
 		group, provider string
-		valid           bool
+		enabled, valid  bool
 	}{
-		{"g1", "awsKms", true},
-		{"g1", "azureKeyVault", false},
-		{"g2", "awsKms", false},
-		{"g1", "awsKms", false}, // the last flag wins
-		{"g2", "awsKms", true},
+		{"g1", "awsKms", true, true},
+		{"g1", "azureKeyVault", true, false},
+		{"g1", "googleCloudKms", false, false}, // not enabled: no series
+		{"g2", "awsKms", true, false},
+		{"g1", "awsKms", true, false}, // the last flag wins
+		{"g2", "awsKms", true, true},
+		{"g3", "awsKms", true, true},
+		{"g3", "awsKms", false, false}, // disabled: the series goes
 	}
 	for _, s := range steps {
-		m.ObserveValid(s.group, s.provider, s.valid)
+		m.ObserveValid(s.group, s.provider, s.enabled, s.valid)
 	}
 	valid, dropped := gather(t, reg)
 	want := map[string]float64{"g1/awsKms": 0, "g1/azureKeyVault": 0, "g2/awsKms": 1}
@@ -74,14 +77,14 @@ func TestObserveValidBounded(t *testing.T) {
 	}
 	group := func(i int) string { return fmt.Sprintf("%024x", i) }
 	for i := range MaxValidProjects {
-		m.ObserveValid(group(i), "awsKms", false)
+		m.ObserveValid(group(i), "awsKms", true, false)
 	}
 	// Beyond the bound: a new project is dropped, every time it is seen.
-	m.ObserveValid(group(MaxValidProjects), "awsKms", true)
-	m.ObserveValid(group(MaxValidProjects), "googleCloudKms", true)
+	m.ObserveValid(group(MaxValidProjects), "awsKms", true, true)
+	m.ObserveValid(group(MaxValidProjects), "googleCloudKms", true, true)
 	// Projects that have a series stay correct, a new provider included.
-	m.ObserveValid(group(0), "awsKms", true)
-	m.ObserveValid(group(1), "azureKeyVault", true)
+	m.ObserveValid(group(0), "awsKms", true, true)
+	m.ObserveValid(group(1), "azureKeyVault", true, true)
 
 	valid, dropped := gather(t, reg)
 	if got, want := len(valid), MaxValidProjects+1; got != want {
@@ -114,12 +117,12 @@ func BenchmarkObserveValid(b *testing.B) {
 			groups := make([]string, projects)
 			for i := range groups {
 				groups[i] = fmt.Sprintf("%024x", i)
-				m.ObserveValid(groups[i], "awsKms", true)
+				m.ObserveValid(groups[i], "awsKms", true, true)
 			}
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				m.ObserveValid(groups[i%projects], "awsKms", i%2 == 0)
+				m.ObserveValid(groups[i%projects], "awsKms", true, i%2 == 0)
 				i++
 			}
 		})
@@ -183,7 +186,7 @@ func TestObserveValidConcurrent(t *testing.T) {
 	for w := range 8 {
 		wg.Go(func() {
 			for i := range 200 {
-				m.ObserveValid(fmt.Sprintf("%024x", i%50), []string{"awsKms", "azureKeyVault", "googleCloudKms"}[(i+w)%3], i%2 == 0)
+				m.ObserveValid(fmt.Sprintf("%024x", i%50), []string{"awsKms", "azureKeyVault", "googleCloudKms"}[(i+w)%3], true, i%2 == 0)
 			}
 		})
 	}

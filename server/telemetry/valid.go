@@ -39,14 +39,15 @@ type projectValid struct {
 }
 
 type providerValid struct {
-	name  string
-	valid atomic.Bool
+	name    string
+	enabled atomic.Bool // only enabled providers are exported
+	valid   atomic.Bool
 }
 
 func newValidCollector() *validCollector {
 	return &validCollector{
 		desc: prometheus.NewDesc("encryptiond_encryption_at_rest_valid",
-			"The last `valid` flag Atlas reported for a project's key provider: 1 if Atlas can use the key, 0 if not.",
+			"The last `valid` flag Atlas reported for an enabled key provider of a project: 1 if Atlas can use the key, 0 if not (Atlas then shuts down the clusters that depend on it). Providers that are not enabled have no series.",
 			[]string{"group_id", "provider"}, nil),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "encryptiond",
@@ -57,19 +58,25 @@ func newValidCollector() *validCollector {
 	}
 }
 
-// observe records valid for (groupID, provider), or counts it as dropped
-// when the project has no series and there is no room for one.
-func (c *validCollector) observe(groupID, provider string, valid bool) {
+// observe records the state of (groupID, provider), or counts it as
+// dropped when the project has no series and there is no room for one. A
+// provider that is not enabled has no series: Atlas reports valid=false for
+// it, which is no alarm. One that is disabled loses its series.
+func (c *validCollector) observe(groupID, provider string, enabled, valid bool) {
 	c.mu.RLock()
 	p := c.projects[groupID].find(provider)
 	c.mu.RUnlock()
 	if p == nil {
+		if !enabled {
+			return
+		}
 		if p = c.add(groupID, provider); p == nil {
 			c.dropped.Inc()
 			return
 		}
 	}
 	p.valid.Store(valid)
+	p.enabled.Store(enabled)
 }
 
 // find returns the flag of provider, or nil; pv may be nil.
@@ -122,7 +129,9 @@ func (c *validCollector) Collect(ch chan<- prometheus.Metric) {
 	all := make([]series, 0, len(c.projects)*3)
 	for groupID, pv := range c.projects {
 		for _, p := range pv.providers {
-			all = append(all, series{groupID, p.name, p.valid.Load()})
+			if p.enabled.Load() {
+				all = append(all, series{groupID, p.name, p.valid.Load()})
+			}
 		}
 	}
 	c.mu.RUnlock()
