@@ -3,6 +3,7 @@ package atlas_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -187,6 +188,54 @@ func TestStatusPaths(t *testing.T) {
 			}
 			if n := calls(); n != tt.wantCalls {
 				t.Errorf("%s() made %d signed requests, want %d", tt.method, n, tt.wantCalls)
+			}
+		})
+	}
+}
+
+// TestErrorCodeSanitized checks that a hostile errorCode (huge, with
+// control characters) is cut and made printable, in the *Error and in the
+// observed exchange alike.
+func TestErrorCodeSanitized(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		errorCode string // spliced into the JSON body: escapes are JSON's
+		want      string
+	}{
+		{"10 KB", strings.Repeat("A", 10<<10), strings.Repeat("A", 128) + "…"},
+		{"control characters", `BAD\r\nlevel=ERROR\u0000\u001b[31mCODE\t`, "BAD level=ERROR [31mCODE"},
+		{"only control characters", `\n\u0000`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv, _ := statusServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintf(w, `{"error":400,"errorCode":"%s","detail":"d","reason":"Bad Request"}`, tt.errorCode)
+			})
+			ex := newExchanges()
+			c := newClient(t, srv, atlas.WithObserver(ex.observe))
+			err := call(t.Context(), c, http.MethodGet)
+			var got *atlas.Error
+			if !errors.As(err, &got) {
+				t.Fatalf("GET() = %v, want *atlas.Error", err)
+			}
+			if got.ErrorCode != tt.want {
+				t.Errorf("GET() ErrorCode = %q, want %q", got.ErrorCode, tt.want)
+			}
+			if len(got.Error()) > 400 || strings.ContainsAny(got.Error(), "\r\n\x00\x1b") {
+				t.Errorf("GET() error string = %q, want short and printable", got.Error())
+			}
+			var observed []string
+			for _, x := range ex.all() {
+				if x.Status == http.StatusBadRequest {
+					observed = append(observed, x.ErrorCode)
+				}
+			}
+			if len(observed) != 1 || observed[0] != tt.want {
+				t.Errorf("observed error codes = %q, want [%q]", observed, tt.want)
 			}
 		})
 	}
@@ -406,12 +455,14 @@ func TestHTTPClientTimeout(t *testing.T) {
 			t.Parallel()
 			srv, calls := statusServer(t, tt.handler)
 			hc := srv.Client()
-			hc.Timeout = 100 * time.Millisecond
+			// The timeout covers a whole attempt, the digest challenge
+			// included; it leaves room for a busy machine running -race.
+			hc.Timeout = 500 * time.Millisecond
 			c := newClient(t, srv, atlas.WithHTTPClient(hc), atlas.WithRetryPolicy(atlas.RetryPolicy{MaxAttempts: 2}))
 			start := time.Now()
 			_, err := c.GetEncryptionAtRest(t.Context(), groupID)
-			if took := time.Since(start); err == nil || took > 2*time.Second {
-				t.Fatalf("GetEncryptionAtRest() = %v after %v, want an error within about 200ms", err, took)
+			if took := time.Since(start); err == nil || took > 4*time.Second {
+				t.Fatalf("GetEncryptionAtRest() = %v after %v, want an error within about 1s (two attempts of 500ms)", err, took)
 			}
 			if !errors.Is(err, context.DeadlineExceeded) {
 				t.Errorf("GetEncryptionAtRest() = %v, want context.DeadlineExceeded", err)

@@ -65,14 +65,16 @@ func TestColdPatchProbesWithoutBody(t *testing.T) {
 func TestNonceLifetime(t *testing.T) {
 	t.Parallel()
 	cfg := emulatorConfig()
-	cfg.NonceLifetime = 300 * time.Millisecond
+	// Long enough that a resend under a fresh nonce arrives in time on a
+	// busy machine running -race; a shorter lifetime made this flaky.
+	cfg.NonceLifetime = time.Second
 	emu, srv := atlastest.NewServer(t, cfg)
 	c := newClient(t, srv)
 	for i := range 3 {
 		if _, err := c.GetEncryptionAtRest(t.Context(), groupID); err != nil {
 			t.Fatalf("GetEncryptionAtRest() #%d = %v", i, err)
 		}
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(1200 * time.Millisecond)
 	}
 	if s := emu.Stats(); s.StaleNonces != 2 {
 		t.Errorf("emulator Stats() = %+v, want 2 stale nonces", s)

@@ -19,6 +19,11 @@ const maxErrorBody = 1 << 20
 // maxSnippet bounds how much of a non-JSON error body is quoted in Detail.
 const maxSnippet = 128
 
+// maxErrorCode bounds Atlas's errorCode, which ends up in gRPC ErrorInfo
+// reasons, messages, logs and metric labels. Atlas's codes are under 64
+// bytes.
+const maxErrorCode = 128
+
 // ErrOutcomeUnknown is wrapped by the error of an UpdateEncryptionAtRest call
 // whose request may have reached Atlas without an answer coming back: the
 // connection dropped after the request was written, the deadline expired
@@ -50,7 +55,8 @@ type Error struct {
 	// HTTPStatus is the response's status code.
 	HTTPStatus int
 	// ErrorCode is Atlas's errorCode, e.g. "MISSING_ATTRIBUTE"; empty when
-	// the body was not an ApiError.
+	// the body was not an ApiError. It is sanitized like Detail: control
+	// characters removed, cut at 128 bytes.
 	ErrorCode string
 	// Detail is Atlas's human-readable detail. For a body that is not an
 	// ApiError it is a short, sanitized snippet of that body.
@@ -149,8 +155,7 @@ func newError(method string, res *http.Response, body []byte) *Error {
 		Method:     method,
 		RetryAfter: parseRetryAfter(res.Header.Get("Retry-After")),
 	}
-	var doc apiError
-	if json.Unmarshal(body, &doc) == nil && doc.ErrorCode != "" {
+	if doc, ok := decodeAPIError(body); ok {
 		e.ErrorCode = doc.ErrorCode
 		e.Detail = sanitize(doc.Detail, 1024)
 		e.Reason = sanitize(doc.Reason, 256)
@@ -165,6 +170,17 @@ func newError(method string, res *http.Response, body []byte) *Error {
 	e.Reason = http.StatusText(res.StatusCode)
 	e.Detail = sanitize(string(body), maxSnippet)
 	return e
+}
+
+// decodeAPIError decodes body as Atlas's ApiError document, with its
+// ErrorCode sanitized: printable, on one line, at most about maxErrorCode
+// bytes. ok is false when body is not an ApiError (no errorCode).
+func decodeAPIError(body []byte) (doc apiError, ok bool) {
+	if json.Unmarshal(body, &doc) != nil {
+		return apiError{}, false
+	}
+	doc.ErrorCode = sanitize(doc.ErrorCode, maxErrorCode)
+	return doc, doc.ErrorCode != ""
 }
 
 // parseRetryAfter reads a Retry-After header given in seconds, the only

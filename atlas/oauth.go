@@ -144,7 +144,7 @@ func tokenError(method string, err error) error {
 	}
 	e := &Error{
 		HTTPStatus: re.Response.StatusCode,
-		ErrorCode:  sanitize(re.ErrorCode, 128),
+		ErrorCode:  sanitize(re.ErrorCode, maxErrorCode),
 		Detail:     "service account token request failed",
 		Reason:     http.StatusText(re.Response.StatusCode),
 		RetryAfter: parseRetryAfter(re.Response.Header.Get("Retry-After")),

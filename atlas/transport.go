@@ -3,7 +3,6 @@ package atlas
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"time"
@@ -32,8 +31,8 @@ func attemptFrom(ctx context.Context) int {
 }
 
 // exchangeTransport reports every exchange to observe. For error statuses
-// it buffers the (bounded) body to pick out Atlas's errorCode and hands the
-// buffered copy on.
+// it buffers the (bounded) body to pick out Atlas's errorCode, as newError
+// does, and hands the buffered copy on.
 type exchangeTransport struct {
 	next    http.RoundTripper
 	observe func(Exchange)
@@ -51,11 +50,8 @@ func (t *exchangeTransport) RoundTrip(req *http.Request) (*http.Response, error)
 			body, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
 			_ = res.Body.Close()
 			res.Body = io.NopCloser(bytes.NewReader(body))
-			var doc struct {
-				ErrorCode string `json:"errorCode"`
-			}
-			if json.Unmarshal(body, &doc) == nil {
-				ex.ErrorCode = sanitize(doc.ErrorCode, 128)
+			if doc, ok := decodeAPIError(body); ok {
+				ex.ErrorCode = doc.ErrorCode
 			}
 		}
 	}

@@ -13,7 +13,8 @@ import (
 const controlPrefix = "/_emulator/"
 
 // serveControl serves the control endpoints listed in the package
-// documentation. They are unauthenticated and not counted in Stats.
+// documentation. They are unauthenticated and not counted in Stats;
+// ServeHTTP does not call it when EmulatorConfig.DisableControl is set.
 func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	route := r.Method + " " + strings.TrimPrefix(r.URL.Path, controlPrefix)

@@ -40,8 +40,14 @@
 // ExpireNonces, SetKeyValid, SetProviderInUse, Stats, ResetStats,
 // Requests, ResetRecords and State.
 //
+// Requests returns the last MaxRecordedRequests authenticated requests to
+// the resource, bodies (and so any secrets in them) included.
+//
 // Over HTTP, unauthenticated and not counted in Stats, for an emulator in
-// another process:
+// another process (anyone who can reach the emulator can use them, and
+// GET /_emulator/requests hands out the recorded bodies; a program that
+// embeds the emulator turns them off with EmulatorConfig.DisableControl, and
+// recording with DisableRecording):
 //
 //	GET    /_emulator/stats                          EmulatorStats as JSON
 //	POST   /_emulator/reset-stats                    zero counters, forget requests

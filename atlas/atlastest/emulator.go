@@ -43,6 +43,11 @@ const maxRequestBody = 1 << 20
 // maxTokens is Atlas's limit of live access tokens per service account.
 const maxTokens = 100
 
+// MaxRecordedRequests is how many requests the emulator remembers for
+// Requests: the most recent ones, so that a long run does not hold every
+// request body it ever received.
+const MaxRecordedRequests = 1000
+
 var groupIDPattern = regexp.MustCompile(`^[a-f0-9]{24}$`)
 
 // EmulatorConfig configures an Emulator. The zero value accepts no
@@ -69,6 +74,18 @@ type EmulatorConfig struct {
 	// TokenLifetime is the lifetime of issued access tokens, announced as
 	// expires_in (whole seconds, at least 1). 0 means one hour, as Atlas.
 	TokenLifetime time.Duration
+	// DisableRecording stops the emulator from recording requests: Requests
+	// then always returns nothing. Recorded requests include their bodies,
+	// which may carry secrets; a program that embeds the emulator rather
+	// than a test that inspects it should set this. Default false: the last
+	// MaxRecordedRequests requests are recorded.
+	DisableRecording bool
+	// DisableControl stops the emulator from serving the unauthenticated
+	// /_emulator/ control endpoints: they answer 404 like any unknown path.
+	// A program that embeds the emulator should set this, so that no other
+	// local process can reconfigure it or read what it recorded. Default
+	// false: the control endpoints are served.
+	DisableControl bool
 }
 
 // Emulator is an in-memory MongoDB Atlas serving the encryptionAtRest
@@ -86,7 +103,10 @@ type Emulator struct {
 	faultCodes []int
 	latency    time.Duration
 	stats      EmulatorStats
-	records    []RecordedRequest
+	// records is a ring of the last MaxRecordedRequests requests; once it
+	// is full, next is the index of the oldest, the one overwritten next.
+	records []RecordedRequest
+	next    int
 }
 
 // nonceState is what the emulator remembers about an issued nonce.
@@ -215,15 +235,19 @@ func (e *Emulator) ResetStats() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.stats = EmulatorStats{}
-	e.records = nil
+	e.records, e.next = nil, 0
 }
 
-// Requests returns the recorded requests, oldest first.
+// Requests returns the recorded requests, oldest first: the last
+// MaxRecordedRequests authenticated requests to the resource, bodies
+// included, since the emulator started or since ResetStats or ResetRecords.
+// It returns nothing when EmulatorConfig.DisableRecording is set.
 func (e *Emulator) Requests() []RecordedRequest {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	out := make([]RecordedRequest, len(e.records))
-	for i, r := range e.records {
+	for i := range out {
+		r := e.records[(e.next+i)%len(e.records)]
 		r.Body = append([]byte(nil), r.Body...)
 		out[i] = r
 	}
@@ -234,7 +258,21 @@ func (e *Emulator) Requests() []RecordedRequest {
 func (e *Emulator) ResetRecords() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.records = nil
+	e.records, e.next = nil, 0
+}
+
+// recordLocked remembers r, dropping the oldest record when
+// MaxRecordedRequests are already kept.
+func (e *Emulator) recordLocked(r RecordedRequest) {
+	if e.cfg.DisableRecording {
+		return
+	}
+	if len(e.records) < MaxRecordedRequests {
+		e.records = append(e.records, r)
+		return
+	}
+	e.records[e.next] = r
+	e.next = (e.next + 1) % MaxRecordedRequests
 }
 
 // State returns what a v2 GET of groupID would answer, whether or not the
@@ -258,9 +296,10 @@ func (e *Emulator) groupLocked(id string, create bool) *group {
 	return g
 }
 
-// ServeHTTP serves the Atlas API and the control endpoints.
+// ServeHTTP serves the Atlas API and, unless EmulatorConfig.DisableControl
+// is set, the control endpoints.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if strings.HasPrefix(r.URL.Path, controlPrefix) {
+	if !e.cfg.DisableControl && strings.HasPrefix(r.URL.Path, controlPrefix) {
 		e.serveControl(w, r)
 		return
 	}
@@ -333,7 +372,7 @@ func (e *Emulator) serveResource(w http.ResponseWriter, r *http.Request, v2 bool
 		body = b
 	}
 	e.mu.Lock()
-	e.records = append(e.records, RecordedRequest{
+	e.recordLocked(RecordedRequest{
 		Method:      r.Method,
 		Path:        r.URL.Path,
 		Query:       r.URL.RawQuery,

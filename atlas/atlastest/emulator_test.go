@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -596,3 +597,60 @@ func TestControlEndpoints(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestRequestsBounded checks that only the last MaxRecordedRequests
+// requests are kept, oldest first.
+func TestRequestsBounded(t *testing.T) {
+	t.Parallel()
+	cfg := config()
+	cfg.AutoCreateGroups = true
+	h := newHarness(t, cfg)
+	const extra = 5
+	for i := range atlastest.MaxRecordedRequests + extra {
+		h.api("GET", resourceV2+"?n="+strconv.Itoa(i), "")
+	}
+	got := h.emu.Requests()
+	if len(got) != atlastest.MaxRecordedRequests {
+		t.Fatalf("len(Requests()) = %d, want %d", len(got), atlastest.MaxRecordedRequests)
+	}
+	for i, r := range got {
+		if want := "n=" + strconv.Itoa(i+extra); r.Query != want {
+			t.Fatalf("Requests()[%d].Query = %q, want %q", i, r.Query, want)
+		}
+	}
+	h.emu.ResetRecords()
+	h.api("GET", resourceV2+"?n=after", "")
+	if got := h.emu.Requests(); len(got) != 1 || got[0].Query != "n=after" {
+		t.Errorf("Requests() after ResetRecords and one GET = %+v, want that GET", got)
+	}
+}
+
+// TestEmbedded checks DisableRecording and DisableControl: nothing is
+// recorded, and the control endpoints are not there.
+func TestEmbedded(t *testing.T) {
+	t.Parallel()
+	cfg := config()
+	cfg.AutoCreateGroups = true
+	cfg.DisableRecording = true
+	cfg.DisableControl = true
+	h := newHarness(t, cfg)
+	if res := h.api("PATCH", resourceV2, awsWhole); res.status != http.StatusOK {
+		t.Fatalf("PATCH = %d %s, want 200", res.status, res.body)
+	}
+	if got := h.emu.Requests(); len(got) != 0 {
+		t.Errorf("Requests() = %+v, want none with DisableRecording", got)
+	}
+	for _, path := range []string{"/_emulator/requests", "/_emulator/stats", "/_emulator/state?group=" + group} {
+		res := h.do("GET", path, nil, "")
+		if res.status != http.StatusNotFound || strings.Contains(string(res.body), "roleId") {
+			t.Errorf("GET %s = %d %s, want 404", path, res.status, res.body)
+		}
+	}
+	res := h.do("POST", "/_emulator/faults", nil, `{"status":500}`)
+	if res.status != http.StatusNotFound {
+		t.Errorf("POST /_emulator/faults = %d %s, want 404", res.status, res.body)
+	}
+	if res := h.api("GET", resourceV2, ""); res.status != http.StatusOK {
+		t.Errorf("GET after POST /_emulator/faults = %d, want 200: no fault was injected", res.status)
+	}
+}

@@ -22,6 +22,12 @@
 //	-strict-nonce-count  refuse nonce counts that do not increase (default false)
 //	-token-lifetime      access token lifetime (default 1h)
 //
+// It is a test tool, not a service: the /_emulator/ control endpoints are
+// unauthenticated, so anyone who can reach -addr can reconfigure it, and
+// GET /_emulator/requests returns the last atlastest.MaxRecordedRequests
+// requests it received, bodies and any secrets in them included. Keep -addr on loopback and send
+// it no real credentials or keys.
+//
 // It serves HTTP/1.1 and HTTP/2 without TLS (h2c, prior knowledge), so that
 // a client configured for HTTP/2 (encryptiond -atlas-h2c) shares a few
 // connections for many concurrent calls, as it does with Atlas over HTTPS.
@@ -54,6 +60,18 @@ func main() {
 	}
 }
 
+// usage heads the -help output.
+const usage = `Usage: atlas-emulator [flags]
+
+atlas-emulator serves an in-memory MongoDB Atlas for tests, benchmarks and
+soak runs. It is a test tool, not a service: the /_emulator/ control
+endpoints are unauthenticated, and GET /_emulator/requests returns the last
+%d requests it received, bodies and any secrets in them included. Keep
+-addr on loopback and send it no real credentials or keys.
+
+Flags:
+`
+
 // config is the emulator binary's configuration, parsed from flags.
 type config struct {
 	addr     string
@@ -65,6 +83,10 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("atlas-emulator", flag.ContinueOnError)
 	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), usage, atlastest.MaxRecordedRequests)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8090", "listen address")
 	fs.StringVar(&c.emulator.PublicKey, "public-key", "emulator-public-key", "API public key accepted with HTTP Digest")
 	fs.StringVar(&c.emulator.PrivateKey, "private-key", "emulator-private-key", "API private key accepted with HTTP Digest")

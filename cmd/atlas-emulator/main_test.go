@@ -65,3 +65,18 @@ func TestRunBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpWarns checks that -help says the emulator is a test tool whose
+// control endpoint hands out request bodies.
+func TestHelpWarns(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	if err := run(t.Context(), []string{"-help"}, &out); err == nil {
+		t.Fatal("run(-help) = nil, want flag.ErrHelp")
+	}
+	for _, want := range []string{"test tool", "/_emulator/requests", "bodies", "-addr"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("run(-help) printed %q, want it to mention %q", out.String(), want)
+		}
+	}
+}

@@ -48,7 +48,7 @@ func (b *buckets) take(key string, now time.Time) time.Duration {
 	defer b.mu.Unlock()
 	lim := b.limiter(key, now)
 	r := lim.ReserveN(now, 1)
-	if !r.OK() { // only with burst 0, which newConfig rules out
+	if !r.OK() { // only with burst 0, which burstOf rules out
 		return b.idle
 	}
 	if d := r.DelayFrom(now); d > 0 {

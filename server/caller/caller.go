@@ -1,6 +1,7 @@
 // Package caller carries the identity of whoever called the service through a
 // request's context: the authentication layer puts it there, and the audit
-// log and authorization read it.
+// log and authorization read it. For a REST call it also carries the HTTP
+// client's address, which the call log reads.
 package caller
 
 import "context"
@@ -22,4 +23,21 @@ func FromContext(ctx context.Context) string {
 		return id
 	}
 	return Anonymous
+}
+
+type forwardedKey struct{}
+
+// NewForwardedContext returns a copy of ctx that carries addr: the network
+// address of the HTTP client on whose behalf this process's own REST
+// gateway made the call, as the gateway's HTTP server saw it. Only code that
+// knows the call came from that gateway should set it.
+func NewForwardedContext(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, forwardedKey{}, addr)
+}
+
+// ForwardedFor returns the address NewForwardedContext put in ctx, or ""
+// for a call that did not come through the REST gateway.
+func ForwardedFor(ctx context.Context) string {
+	addr, _ := ctx.Value(forwardedKey{}).(string)
+	return addr
 }

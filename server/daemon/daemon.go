@@ -76,6 +76,10 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	// Once both servers have stopped no call to Atlas is left: close the
+	// connections the client keeps for reuse rather than leave them to
+	// Atlas's idle timeout.
+	defer client.CloseIdleConnections()
 	svc := server.New(client, server.WithValidObserver(metrics.ObserveValid))
 
 	tlsConf, err := loadTLS(cfg)
@@ -177,6 +181,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(encryptionv1.EncryptionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	ready.Store(true)
+	if cfg.Dev {
+		// Before the "serving" record, so that whoever waits for that
+		// record finds the banner already written.
+		writeBanner(stdout, addrs, tlsConf != nil)
+	}
 	logger.Info("serving",
 		slog.String("grpc_addr", addrs.GRPC.String()),
 		slog.String("http_addr", addrs.HTTP.String()),
@@ -188,9 +197,6 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 		slog.Bool("mutual_tls", mutualTLS),
 		slog.String("authz", authzConfig.Summary()),
 	)
-	if cfg.Dev {
-		writeBanner(stdout, addrs, tlsConf != nil)
-	}
 	if cfg.OnReady != nil {
 		cfg.OnReady(addrs)
 	}

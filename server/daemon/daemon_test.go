@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/descriptorpb"
 
+	"github.com/encryptiond/encryptiond/atlas/atlastest"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 )
 
@@ -332,6 +335,18 @@ func TestRunDev(t *testing.T) {
 		}
 	})
 
+	// The emulator has seen the secrets sent above; no local process may
+	// read them back or reconfigure it.
+	t.Run("emulator control endpoints are off", func(t *testing.T) {
+		c := &http.Client{Timeout: 10 * time.Second}
+		for _, path := range []string{"/_emulator/requests", "/_emulator/stats", "/_emulator/state?group=" + testGroup} {
+			code, body := httpDo(t, c, "GET", d.addrs.Atlas+path, "")
+			if code != http.StatusNotFound || strings.Contains(body, "s3cr3t") {
+				t.Errorf("GET %s%s = %d %.200q, want 404", d.addrs.Atlas, path, code, body)
+			}
+		}
+	})
+
 	if err := d.stop(); err != nil {
 		t.Errorf("Run() after cancel = %v, want nil", err)
 	}
@@ -381,5 +396,53 @@ func TestRunDevH2C(t *testing.T) {
 	}
 	if err := d.stop(); err != nil {
 		t.Errorf("Run() after cancel = %v, want nil", err)
+	}
+}
+
+// TestShutdownClosesAtlasConnections checks that Run closes the Atlas
+// client's idle connections when it stops, rather than leave them open
+// until Atlas's idle timeout.
+func TestShutdownClosesAtlasConnections(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	srv := httptest.NewUnstartedServer(atlastest.NewEmulator(atlastest.EmulatorConfig{
+		PublicKey: "pub", PrivateKey: "priv", AutoCreateGroups: true, DisableRecording: true,
+	}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			open[c] = true
+		case http.StateClosed, http.StateHijacked:
+			delete(open, c)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	openConns := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(open)
+	}
+
+	d := startDaemon(t, Config{AtlasBaseURL: srv.URL, Credentials: Credentials{PublicKey: "pub", PrivateKey: "priv"}, LogFormat: "json"})
+	c := encryptionv1.NewEncryptionServiceClient(d.grpcConn(t))
+	if _, err := c.GetEncryptionAtRest(t.Context(), &encryptionv1.GetEncryptionAtRestRequest{GroupId: testGroup}); err != nil {
+		t.Fatalf("GetEncryptionAtRest() = %v", err)
+	}
+	if n := openConns(); n == 0 {
+		t.Fatal("no connection to Atlas is open after a call")
+	}
+	if err := d.stop(); err != nil {
+		t.Fatalf("Run() after cancel = %v, want nil", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for openConns() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections to Atlas still open 5 s after Run returned", openConns())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -28,13 +28,18 @@ type devAtlas struct {
 }
 
 // startDevAtlas serves an emulator on a random loopback port that accepts
-// freshly generated digest credentials, known only to this process.
+// freshly generated digest credentials, known only to this process. It
+// records no requests and serves no /_emulator/ control endpoints: those
+// are unauthenticated, and the requests hold whatever secrets the developer
+// sent, which no other local process should be able to read.
 func startDevAtlas() (*devAtlas, error) {
 	creds := Credentials{PublicKey: "dev" + randomHex(4), PrivateKey: randomHex(16)}
 	emu := atlastest.NewEmulator(atlastest.EmulatorConfig{
 		PublicKey:        creds.PublicKey,
 		PrivateKey:       creds.PrivateKey,
 		AutoCreateGroups: true,
+		DisableRecording: true,
+		DisableControl:   true,
 	})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

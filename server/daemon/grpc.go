@@ -40,32 +40,10 @@ const (
 	maxHeaderListSize = 256 << 10
 )
 
-// grpcServerOptions assembles the server's options. The unary interceptor
-// order is, outermost first: identity (who calls), logging, metrics, audit
-// (sees every mutation, refused ones included), authorization (authz:
-// authentication, rate limit, policy), recovery (innermost, so the others
-// see a panic as INTERNAL). Streaming calls (reflection, health Watch) get
-// identity, logging, metrics, authentication (mTLS only) and recovery.
+// grpcServerOptions assembles the server's options, with the interceptor
+// chains of interceptors.
 func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public credentials.TransportCredentials, authorize grpc.UnaryServerInterceptor, requireAuth bool, stopping <-chan struct{}) []grpc.ServerOption {
-	unary := []grpc.UnaryServerInterceptor{
-		identityUnary,
-		telemetry.UnaryLogging(logger),
-		metrics.UnaryServerInterceptor(),
-		audit.UnaryServerInterceptor(logger.With(slog.String("logger", "audit"))),
-		authorize,
-		telemetry.UnaryRecovery(logger),
-	}
-	stream := []grpc.StreamServerInterceptor{
-		endWatchOnShutdown(stopping),
-		identityStream,
-		telemetry.StreamLogging(logger),
-		metrics.StreamServerInterceptor(),
-	}
-	if requireAuth {
-		stream = append(stream, requireAuthStream)
-	}
-	stream = append(stream, telemetry.StreamRecovery(logger))
-
+	unary, stream := interceptors(logger, metrics, authorize, requireAuth, stopping)
 	return []grpc.ServerOption{
 		grpc.Creds(splitCredentials{public}),
 		grpc.ChainUnaryInterceptor(unary...),
@@ -87,6 +65,39 @@ func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public c
 			PermitWithoutStream: true,
 		}),
 	}
+}
+
+// interceptors returns the server's interceptor chains, outermost first.
+// Unary: recovery (outermost, so that a panic in any interceptor is an
+// INTERNAL answer rather than the end of the process), identity (who
+// calls), logging, metrics, audit (sees every mutation, refused ones
+// included), authorization (authz: authentication, rate limit, policy),
+// recovery again (innermost, so that the others see a handler's panic as
+// INTERNAL). Streaming calls (reflection, health Watch) get recovery, the
+// end of health Watch on shutdown, identity, logging, metrics,
+// authentication (mTLS only) and recovery.
+func interceptors(logger *slog.Logger, metrics *telemetry.Metrics, authorize grpc.UnaryServerInterceptor, requireAuth bool, stopping <-chan struct{}) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+	unary := []grpc.UnaryServerInterceptor{
+		telemetry.UnaryRecovery(logger),
+		identityUnary,
+		telemetry.UnaryLogging(logger),
+		metrics.UnaryServerInterceptor(),
+		audit.UnaryServerInterceptor(logger.With(slog.String("logger", "audit"))),
+		authorize,
+		telemetry.UnaryRecovery(logger),
+	}
+	stream := []grpc.StreamServerInterceptor{
+		telemetry.StreamRecovery(logger),
+		endWatchOnShutdown(stopping),
+		identityStream,
+		telemetry.StreamLogging(logger),
+		metrics.StreamServerInterceptor(),
+	}
+	if requireAuth {
+		stream = append(stream, requireAuthStream)
+	}
+	stream = append(stream, telemetry.StreamRecovery(logger))
+	return unary, stream
 }
 
 // watchGrace is how long a health Watch stream stays open after shutdown

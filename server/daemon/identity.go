@@ -16,9 +16,15 @@ package daemon
 // client's TLS itself, sends that client's verified certificate identity in
 // the metadata key callerMetadataKey; the gRPC side trusts that key only on
 // an in-process connection. The gateway's client interceptor
-// (forwardIdentity) deletes whatever value the HTTP client tried to smuggle
-// in under that key (grpc-gateway forwards Grpc-Metadata-* headers) and sets
-// the one it verified.
+// (forwardIdentity) sets the one it verified, and first deletes any value
+// already under that key. The gateway's header matcher forwards no
+// Grpc-Metadata-* header (only X-Request-Id), so an HTTP client cannot put
+// one there today; the delete keeps it that way should the matcher ever
+// change.
+//
+// The HTTP client's address crosses in the same trusted way: on an
+// in-process connection only, restClientAddr takes the last element of
+// x-forwarded-for, the one grpc-gateway appended, for the call log.
 
 import (
 	"context"
@@ -148,13 +154,43 @@ func callerIdentity(ctx context.Context) string {
 }
 
 // withIdentity puts the caller's identity into ctx for caller.FromContext,
-// and marks the call authenticated when there is one.
+// and marks the call authenticated when there is one. For a REST call it
+// also puts the HTTP client's address there, for caller.ForwardedFor.
 func withIdentity(ctx context.Context) context.Context {
+	if addr := restClientAddr(ctx); addr != "" {
+		ctx = caller.NewForwardedContext(ctx, addr)
+	}
 	id := callerIdentity(ctx)
 	if id == "" {
 		return ctx
 	}
 	return context.WithValue(caller.NewContext(ctx, id), authenticatedKey{}, true)
+}
+
+// restClientAddr returns the address of the HTTP client on whose behalf the
+// REST gateway made the call in ctx: the last element of x-forwarded-for,
+// the one grpc-gateway appends from the HTTP request's remote address. The
+// elements before it are the HTTP client's own X-Forwarded-For, which it
+// may set as it likes. It returns "" for a call that did not come over the
+// in-process connection: there x-forwarded-for is whatever the gRPC caller
+// chose to send.
+func restClientAddr(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	if _, ok := p.AuthInfo.(internalAuthInfo); !ok {
+		return ""
+	}
+	v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for")
+	if len(v) == 0 {
+		return ""
+	}
+	last := v[len(v)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	return strings.TrimSpace(last)
 }
 
 // identityUnary and identityStream establish the caller's identity. They

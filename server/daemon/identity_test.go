@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
@@ -290,5 +292,87 @@ func TestCertIdentity(t *testing.T) {
 				t.Errorf("certIdentity() = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestRESTClientAddr(t *testing.T) {
+	t.Parallel()
+	internal := &peer.Peer{Addr: &net.TCPAddr{}, AuthInfo: internalAuthInfo{}}
+	public := &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 1}}
+	tests := []struct {
+		name string
+		peer *peer.Peer
+		xff  []string
+		want string
+	}{
+		{"in-process, gateway's own entry only", internal, []string{"127.0.0.1"}, "127.0.0.1"},
+		{"in-process, client entries first", internal, []string{"203.0.113.66, 10.0.0.1,  192.0.2.7"}, "192.0.2.7"},
+		{"in-process, several values", internal, []string{"203.0.113.66", "198.51.100.1, 192.0.2.7"}, "192.0.2.7"},
+		{"in-process, none", internal, nil, ""},
+		{"public connection", public, []string{"203.0.113.66"}, ""},
+		{"no peer", nil, []string{"203.0.113.66"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			if tt.peer != nil {
+				ctx = peer.NewContext(ctx, tt.peer)
+			}
+			md := metadata.MD{}
+			for _, v := range tt.xff {
+				md.Append("x-forwarded-for", v)
+			}
+			ctx = metadata.NewIncomingContext(ctx, md)
+			if got := restClientAddr(ctx); got != tt.want {
+				t.Errorf("restClientAddr(%q) = %q, want %q", tt.xff, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestForwardedForLogged checks the call log's forwarded_for: for a REST
+// call, the HTTP client's address as the gateway saw it, not what the
+// client wrote in X-Forwarded-For; for a gRPC call, nothing, whatever its
+// metadata says.
+func TestForwardedForLogged(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, Config{Dev: true, LogFormat: "json"})
+	const spoofed = "203.0.113.66"
+	// lastCall returns the newest "grpc call" record of GetEncryptionAtRest.
+	lastCall := func(t *testing.T) map[string]any {
+		t.Helper()
+		var last map[string]any
+		for _, rec := range d.log.records(t) {
+			if rec["msg"] == "grpc call" && rec["method"] == encryptionv1.EncryptionService_GetEncryptionAtRest_FullMethodName {
+				last = rec
+			}
+		}
+		if last == nil {
+			t.Fatalf("no grpc call record of GetEncryptionAtRest in the log:\n%s", d.log)
+		}
+		return last
+	}
+
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", d.url("/v1/groups/"+testGroup+"/encryptionAtRest"), nil)
+	req.Header.Set("X-Forwarded-For", spoofed+", "+strings.Repeat("9", 300))
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("GET: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET = %d, want 200", resp.StatusCode)
+	}
+	if got := lastCall(t)["forwarded_for"]; got != "127.0.0.1" {
+		t.Errorf("REST call: forwarded_for = %v, want 127.0.0.1 (the HTTP client's own address)", got)
+	}
+
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "x-forwarded-for", spoofed)
+	if _, err := encryptionv1.NewEncryptionServiceClient(d.grpcConn(t)).GetEncryptionAtRest(ctx, &encryptionv1.GetEncryptionAtRestRequest{GroupId: testGroup}); err != nil {
+		t.Fatalf("GetEncryptionAtRest() = %v", err)
+	}
+	if got, ok := lastCall(t)["forwarded_for"]; ok {
+		t.Errorf("gRPC call: forwarded_for = %v, want none", got)
 	}
 }

@@ -278,9 +278,11 @@ func (w *walker) walk(obj map[string]any, md protoreflect.MessageDescriptor, jso
 			fd = fields.ByTextName(k)
 		}
 		if fd == nil {
+			// The key is the caller's, of any length: cut it, as query
+			// parameter names are.
 			w.problems = append(w.problems, problem{
-				protoPath: join(protoPrefix, k),
-				jsonPath:  join(jsonPrefix, k),
+				protoPath: join(protoPrefix, shorten(k)),
+				jsonPath:  join(jsonPrefix, shorten(k)),
 				what:      "is not a field of this API",
 			})
 			continue
@@ -397,9 +399,10 @@ var protojsonField = regexp.MustCompile(`(?:unknown field|duplicate field|invali
 func fromProtojsonError(err error) *refusal {
 	r := &refusal{httpStatus: http.StatusBadRequest, reason: reasonInvalidJSON}
 	if m := protojsonField.FindStringSubmatch(err.Error()); m != nil {
+		name := shorten(m[1])
 		r.reason = reasonInvalidAttribute
-		r.message = fmt.Sprintf("Invalid attribute %s specified: check its name, its type, and that it appears once.", m[1])
-		r.parameters = []string{m[1]}
+		r.message = fmt.Sprintf("Invalid attribute %s specified: check its name, its type, and that it appears once.", name)
+		r.parameters = []string{name}
 		return r
 	}
 	r.message = "The request body does not match this API's JSON schema (see /openapi.json)."

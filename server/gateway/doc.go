@@ -2,9 +2,11 @@
 // ServeMux, calling the gRPC server through a client connection, behind a
 // handler that makes REST as strict and as safe as gRPC.
 //
-// Start with New. The daemon dials its own gRPC server (grpc.NewClient on
-// the loopback address), passes the connection to New, and mounts the
-// returned handler on its HTTP server; OpenAPIHandler serves the API's
+// Start with New. The daemon dials its own gRPC server through an
+// in-process, in-memory connection (grpc.NewClient on
+// passthrough:///encryptiond-internal with a bufconn dialer; see package
+// daemon), passes the connection to New, and mounts the returned handler on
+// its HTTP server; OpenAPIHandler serves the API's
 // description beside it at /openapi.json. Because every REST call goes
 // through the client connection, every gRPC interceptor (authentication,
 // audit, logging, metrics, recovery) runs for REST as it does for gRPC.
@@ -89,12 +91,15 @@
 // # Headers
 //
 // Only X-Request-Id becomes gRPC metadata (x-request-id), besides the
-// x-forwarded-for and x-forwarded-host that grpc-gateway derives from the
-// connection. Authorization is removed before the ServeMux, because
+// x-forwarded-host and x-forwarded-for that grpc-gateway adds itself; the
+// latter is the client's own X-Forwarded-For entries, if any, followed by
+// the connection's remote address, so only its last element is the
+// gateway's word. Authorization is removed before the ServeMux, because
 // grpc-gateway forwards it whatever the header matcher says and encryptiond
-// authenticates callers by mutual TLS; Grpc-Timeout and Te are removed too.
-// Of the service's response metadata only x-request-id reaches the HTTP
-// response; no Grpc-Metadata-* headers or trailers are written.
+// authenticates callers by mutual TLS; Grpc-Timeout, Te and
+// X-Http-Method-Override are removed too. Of the service's response
+// metadata only x-request-id reaches the HTTP response; no Grpc-Metadata-*
+// headers or trailers are written.
 //
 // # Access log
 //

@@ -110,8 +110,9 @@ func outgoingHeader(key string) (string, bool) {
 // droppedHeaders never reach the ServeMux: Authorization (grpc-gateway
 // forwards it whatever the header matcher says; encryptiond authenticates
 // callers by mutual TLS, and a credential should go no further than it must),
-// Grpc-Timeout (grpc-gateway quotes a bad value back) and Te (trailers are
-// not forwarded).
+// Grpc-Timeout (grpc-gateway quotes a bad value back), Te (trailers are
+// not forwarded) and X-Http-Method-Override (it would let a POST stand in
+// for a PATCH; the ServeMux is also told to ignore it).
 var droppedHeaders = []string{"Authorization", "Grpc-Timeout", "Te", "X-Http-Method-Override"}
 
 // handler is the http.Handler New returns.

@@ -548,6 +548,41 @@ func TestRefusalDetails(t *testing.T) {
 	}
 }
 
+// TestLongKeysShortened checks that an unknown JSON key is cut to 64 bytes
+// wherever a refusal names it, as query parameter names are.
+func TestLongKeysShortened(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("k", 10<<10)
+	short := strings.Repeat("k", 64) + "…"
+	tests := []struct {
+		name string
+		body string
+		want string // the JSON path named
+	}{
+		{"top level", `{"` + long + `": 1}`, short},
+		{"in a provider", `{"awsKms": {"` + long + `": 1}}`, "awsKms." + short},
+		{"multibyte", `{"` + strings.Repeat("é", 5<<10) + `": 1}`, strings.Repeat("é", 32) + "…"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h, _ := newGateway(t, &fakeService{resp: state()})
+			for _, target := range []string{v1Path, atlasPath} {
+				w := serve(t, h, http.MethodPatch, target, tt.body)
+				if w.Code != http.StatusBadRequest {
+					t.Errorf("PATCH %s = %d, want 400", target, w.Code)
+				}
+				if got := w.Body.Len(); got > 2000 {
+					t.Errorf("PATCH %s: response is %d bytes, want a short one:\n%.300s", target, got, w.Body)
+				}
+				if !strings.Contains(w.Body.String(), tt.want+" is not a field of this API") {
+					t.Errorf("PATCH %s = %s, want it to name %s", target, w.Body, tt.want)
+				}
+			}
+		})
+	}
+}
+
 func TestSecretsNeverEchoed(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -134,8 +134,8 @@ func suggest(name, method string) string {
 	return ""
 }
 
-// shorten cuts a parameter name to 64 bytes for a message: names are the
-// caller's words, never values, but need not be long.
+// shorten cuts a query parameter name or a JSON key to 64 bytes for a
+// message: names are the caller's words, never values, but need not be long.
 func shorten(name string) string {
 	const limit = 64
 	if len(name) > limit {

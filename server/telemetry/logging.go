@@ -5,10 +5,10 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -23,7 +23,8 @@ type groupIDer interface{ GetGroupId() string }
 var quietPrefixes = []string{"/grpc.health.v1.Health/", "/grpc.reflection."}
 
 // UnaryLogging returns an interceptor that logs one record per call with the
-// method, status code, duration, group id, peer address and caller identity.
+// method, status code, duration, group id, peer address, caller identity
+// and, for a REST call, the HTTP client's address (caller.ForwardedFor).
 // It never logs the request or response.
 func UnaryLogging(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -74,9 +75,12 @@ func logCall(ctx context.Context, logger *slog.Logger, method string, start time
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		attrs = append(attrs, slog.String("peer", p.Addr.String()))
 	}
-	// The REST gateway passes its HTTP client's address on.
-	if v := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for"); len(v) > 0 {
-		attrs = append(attrs, slog.String("forwarded_for", truncate(v[0], 256)))
+	// For a REST call, the HTTP client's address as the gateway saw it; the
+	// peer is then the gateway itself. Never the x-forwarded-for metadata as
+	// it arrives: its leading entries, and all of it on a direct gRPC call,
+	// are whatever the caller chose to send.
+	if addr := caller.ForwardedFor(ctx); addr != "" {
+		attrs = append(attrs, slog.String("forwarded_for", truncate(addr, 256)))
 	}
 	attrs = append(attrs, slog.String("caller", caller.FromContext(ctx)))
 	if err != nil {
@@ -157,10 +161,14 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer (Flush).
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// truncate bounds a caller-supplied string before it is logged.
+// truncate bounds a caller-supplied string before it is logged: at most n
+// bytes, cut between characters, then "…".
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

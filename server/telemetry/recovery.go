@@ -23,8 +23,10 @@ func recoveryOption(logger *slog.Logger) recovery.Option {
 }
 
 // UnaryRecovery returns an interceptor that turns a panic into an Internal
-// error and logs it. Put it last in the chain so the other interceptors see
-// the Internal code.
+// error and logs it. Put it last in the chain, so that the other
+// interceptors see a handler's panic as the Internal code, and first as
+// well, so that a panic in one of those interceptors does not end the
+// process.
 func UnaryRecovery(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	return recovery.UnaryServerInterceptor(recoveryOption(logger))
 }

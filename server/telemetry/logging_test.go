@@ -1,0 +1,99 @@
+package telemetry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+
+	"github.com/encryptiond/encryptiond/server/caller"
+)
+
+// TestUnaryLoggingForwardedFor checks that the call log shows the address
+// caller.ForwardedFor carries, and never the x-forwarded-for metadata a
+// caller sent.
+func TestUnaryLoggingForwardedFor(t *testing.T) {
+	t.Parallel()
+	spoofed := metadata.Pairs("x-forwarded-for", "203.0.113.66, 198.51.100.7")
+	tests := []struct {
+		name string
+		ctx  func(context.Context) context.Context
+		want any // nil: no forwarded_for attribute
+	}{
+		{
+			name: "direct gRPC call with x-forwarded-for metadata",
+			ctx:  func(ctx context.Context) context.Context { return metadata.NewIncomingContext(ctx, spoofed) },
+		},
+		{
+			name: "REST call",
+			ctx: func(ctx context.Context) context.Context {
+				return caller.NewForwardedContext(metadata.NewIncomingContext(ctx, spoofed), "192.0.2.10")
+			},
+			want: "192.0.2.10",
+		},
+		{
+			name: "overlong address",
+			ctx: func(ctx context.Context) context.Context {
+				return caller.NewForwardedContext(ctx, strings.Repeat("é", 200))
+			},
+			want: strings.Repeat("é", 128) + "…",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var buf bytes.Buffer
+			log := UnaryLogging(slog.New(slog.NewJSONHandler(&buf, nil)))
+			ctx := peer.NewContext(t.Context(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}})
+			ctx = tt.ctx(ctx)
+			info := &grpc.UnaryServerInfo{FullMethod: "/atlas.encryption.v1.EncryptionService/GetEncryptionAtRest"}
+			if _, err := log(ctx, nil, info, func(context.Context, any) (any, error) { return nil, nil }); err != nil {
+				t.Fatalf("UnaryLogging() = %v", err)
+			}
+			var rec map[string]any
+			if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+				t.Fatalf("log %q: %v", buf.String(), err)
+			}
+			if got := rec["forwarded_for"]; got != tt.want {
+				t.Errorf("forwarded_for = %v, want %v", got, tt.want)
+			}
+			if rec["peer"] != "127.0.0.1:4242" {
+				t.Errorf("peer = %v, want 127.0.0.1:4242", rec["peer"])
+			}
+		})
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly", 7, "exactly"},
+		{"abcdef", 3, "abc…"},
+		{"aé", 2, "a…"},         // é is 2 bytes: not cut in half
+		{"€€", 4, "€…"},         // € is 3 bytes
+		{"€€", 2, "…"},          // nothing whole fits
+		{"a\xffb", 2, "a\xff…"}, // invalid bytes are kept as they are
+	}
+	for _, tt := range tests {
+		got := truncate(tt.s, tt.n)
+		if got != tt.want {
+			t.Errorf("truncate(%q, %d) = %q, want %q", tt.s, tt.n, got, tt.want)
+		}
+		if utf8.ValidString(tt.s) && !utf8.ValidString(got) {
+			t.Errorf("truncate(%q, %d) = %q, which is not valid UTF-8", tt.s, tt.n, got)
+		}
+	}
+}
