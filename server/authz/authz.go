@@ -252,13 +252,21 @@ func (i *interceptor) decide(ctx context.Context, method string, req any) error 
 
 // rateKey is the key of the caller's bucket, and how to name the caller in
 // a refusal. Authenticated callers are keyed by identity. Anonymous callers
-// (without Authenticate) are keyed by their IP address when they reach the
-// server over TCP; all others share one bucket: among them the REST
-// gateway's calls, which arrive over an in-process connection whose peer
-// address is not the HTTP client's.
+// (without Authenticate) are keyed by their IP address: for REST calls, the
+// HTTP client's address that the daemon's gateway passed on
+// (caller.ForwardedFor), since they arrive over an in-process connection;
+// for gRPC calls, the TCP peer's. Anonymous callers with neither share one
+// bucket.
 func rateKey(ctx context.Context, id string) (key, who string) {
 	if id != caller.Anonymous {
 		return "id:" + id, "caller " + printable(id)
+	}
+	if addr := caller.ForwardedFor(ctx); addr != "" {
+		ip := addr
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			ip = host
+		}
+		return "ip:" + ip, "anonymous caller at " + printable(ip)
 	}
 	if p, ok := peer.FromContext(ctx); ok {
 		if a, ok := p.Addr.(*net.TCPAddr); ok {

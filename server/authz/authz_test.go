@@ -491,6 +491,8 @@ func TestRateKey(t *testing.T) {
 		{"anonymous over TCP", peer.NewContext(t.Context(), &peer.Peer{Addr: tcp}), caller.Anonymous, "ip:192.0.2.7", "anonymous caller at 192.0.2.7"},
 		{"anonymous in process", peer.NewContext(t.Context(), &peer.Peer{Addr: bufconn.Listen(1).Addr()}), caller.Anonymous, "anonymous", "anonymous callers"},
 		{"anonymous without peer", t.Context(), caller.Anonymous, "anonymous", "anonymous callers"},
+		{"anonymous over REST", caller.NewForwardedContext(peer.NewContext(t.Context(), &peer.Peer{Addr: bufconn.Listen(1).Addr()}), "198.51.100.4"), caller.Anonymous, "ip:198.51.100.4", "anonymous caller at 198.51.100.4"},
+		{"anonymous over REST, with a port", caller.NewForwardedContext(t.Context(), "198.51.100.4:5555"), caller.Anonymous, "ip:198.51.100.4", "anonymous caller at 198.51.100.4"},
 		{"identity looking like a key", t.Context(), "ip:192.0.2.7", "id:ip:192.0.2.7", "caller ip:192.0.2.7"},
 	}
 	for _, tt := range tests {
