@@ -19,6 +19,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/encryptiond/encryptiond/atlas"
+	"github.com/encryptiond/encryptiond/atlas/atlastest"
+	"github.com/encryptiond/encryptiond/cmd/internal/procs"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 )
 
@@ -50,21 +52,23 @@ func parseFlags(args []string, w io.Writer) (config, error) {
 
 // bench holds the processes and clients of one run.
 type bench struct {
-	cfg    config
-	dir    string
-	emu    *emulator
-	d      *daemon
-	conn   *grpc.ClientConn
-	grpc   encryptionv1.EncryptionServiceClient
-	rest   *http.Client
-	direct *atlas.Client // a warm digest client straight to the emulator
-	log    io.Writer
+	cfg     config
+	dir     string
+	harness procs.Harness
+	emu     *procs.Emulator
+	d       *procs.Daemon
+	dargs   []string // the daemon's flags beyond the harness's: see daemonArgs
+	conn    *grpc.ClientConn
+	grpc    encryptionv1.EncryptionServiceClient
+	rest    *http.Client
+	direct  *atlas.Client // a warm digest client straight to the emulator
+	log     io.Writer
 
 	results []result
 	notes   []string
 	// steady accumulates the emulator's counters over the daemon's load
 	// runs, for the challenges-per-1000-calls target.
-	steady emuStats
+	steady atlastest.EmulatorStats
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -84,21 +88,25 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	b := &bench{cfg: cfg, dir: dir, log: stdout}
+	b := &bench{
+		cfg: cfg, dir: dir, log: stdout,
+		harness: procs.Harness{Bin: cfg.bin, Dir: dir, Ready: 20 * time.Second, StopGrace: 5 * time.Second},
+		dargs:   daemonArgs(ctx, filepath.Join(cfg.bin, "encryptiond")),
+	}
 	fmt.Fprintf(stdout, "encryptiond-bench: %d cores, logs in %s\n", runtime.NumCPU(), dir)
 
-	b.emu, err = startEmulator(ctx, dir, filepath.Join(cfg.bin, "atlas-emulator"))
+	b.emu, err = b.harness.StartEmulator(ctx)
 	if err != nil {
 		return err
 	}
-	defer b.emu.proc.stop()
-	b.d, err = startDaemon(ctx, dir, filepath.Join(cfg.bin, "encryptiond"), b.emu)
+	defer b.emu.Proc.Stop()
+	b.d, err = b.harness.StartDaemon(ctx, b.emu, b.dargs...)
 	if err != nil {
 		return err
 	}
-	defer func() { b.d.proc.stop() }() // b.d changes on restart
+	defer func() { b.d.Proc.Stop() }() // b.d changes on restart
 	fmt.Fprintf(stdout, "emulator %s (pid %d); encryptiond grpc %s http %s (pid %d)\n",
-		b.emu.url, b.emu.proc.pid(), b.d.grpcAddr, b.d.httpAddr, b.d.proc.pid())
+		b.emu.URL, b.emu.Proc.PID(), b.d.GRPCAddr, b.d.HTTPAddr, b.d.Proc.PID())
 
 	if err := b.connect(); err != nil {
 		return err
@@ -106,8 +114,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer func() { b.conn.Close() }()
 	b.rest = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1100, MaxIdleConns: 1100}}
 	// The direct client speaks to the emulator as the daemon does (see
-	// startDaemon): HTTP/2 without TLS, Atlas's own protocol minus TLS.
-	b.direct, err = atlas.NewClient(atlas.WithBaseURL(b.emu.url), atlas.WithDigest(b.emu.public, b.emu.private), atlas.WithUnencryptedHTTP2())
+	// daemonArgs): HTTP/2 without TLS, Atlas's own protocol minus TLS.
+	b.direct, err = atlas.NewClient(atlas.WithBaseURL(b.emu.URL), atlas.WithDigest(b.emu.PublicKey, b.emu.PrivateKey), atlas.WithUnencryptedHTTP2())
 	if err != nil {
 		return err
 	}
@@ -179,7 +187,7 @@ func (b *bench) connect() error {
 	if b.conn != nil {
 		b.conn.Close()
 	}
-	conn, err := grpc.NewClient(b.d.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(b.d.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
 	}
@@ -190,13 +198,13 @@ func (b *bench) connect() error {
 // restartDaemon replaces the daemon with a fresh process, warmed with one
 // call, so that a measurement of memory does not carry earlier runs' heap.
 func (b *bench) restartDaemon(ctx context.Context) error {
-	before, _ := readMemory(b.d.proc.pid())
-	b.d.proc.stop()
-	d, err := startDaemon(ctx, b.dir, filepath.Join(b.cfg.bin, "encryptiond"), b.emu)
+	before, _ := procs.ReadMemory(b.d.Proc.PID())
+	b.d.Proc.Stop()
+	d, err := b.harness.StartDaemon(ctx, b.emu, b.dargs...)
 	if err != nil {
 		return err
 	}
-	b.note("daemon restarted for the memory run; the old one ended at RSS %s (peak %s)", mb(before.rss), mb(before.hwm))
+	b.note("daemon restarted for the memory run; the old one ended at RSS %s (peak %s)", mb(before.RSS), mb(before.HWM))
 	b.d = d
 	if err := b.connect(); err != nil {
 		return err
@@ -210,7 +218,7 @@ func (b *bench) getGRPC(ctx context.Context, groupID string) error {
 }
 
 func (b *bench) getREST(ctx context.Context, groupID string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.d.httpAddr+"/v1/groups/"+groupID+"/encryptionAtRest", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+b.d.HTTPAddr+"/v1/groups/"+groupID+"/encryptionAtRest", nil)
 	if err != nil {
 		return err
 	}
@@ -244,11 +252,11 @@ func (b *bench) warmUp(ctx context.Context) error {
 		}
 	}
 	time.Sleep(2 * time.Second) // let the runtime settle after start-up
-	m, err := readMemory(b.d.proc.pid())
+	m, err := procs.ReadMemory(b.d.Proc.PID())
 	if err != nil {
 		return err
 	}
-	b.add(result{target: "6", what: "RSS idle (after start-up and 40 calls)", limit: "≤ 30 MB", value: mb(m.rss), pass: m.rss <= 30<<20})
+	b.add(result{target: "6", what: "RSS idle (after start-up and 40 calls)", limit: "≤ 30 MB", value: mb(m.RSS), pass: m.RSS <= 30<<20})
 	return nil
 }
 
@@ -295,16 +303,16 @@ func (b *bench) roundTrips(ctx context.Context) error {
 // REST Get (one exchange once warm), at 100 ms per Atlas exchange.
 func (b *bench) versusCurl(ctx context.Context) error {
 	const n = 15
-	if err := b.emu.setLatency(ctx, 100*time.Millisecond); err != nil {
+	if err := b.emu.SetLatency(ctx, 100*time.Millisecond); err != nil {
 		return err
 	}
-	defer b.emu.setLatency(context.WithoutCancel(ctx), 0)
+	defer b.emu.SetLatency(context.WithoutCancel(ctx), 0)
 	g := group(pfxCurl, 1)
 	var direct, rest []time.Duration
 	s, err := b.measure(ctx, func() error {
 		var err error
-		direct, err = curlTimes(ctx, n, "--digest", "-u", b.emu.public+":"+b.emu.private,
-			"-H", "Accept: application/vnd.atlas.2023-01-01+json", b.emu.url+"/api/atlas/v2/groups/"+g+"/encryptionAtRest")
+		direct, err = curlTimes(ctx, n, "--digest", "-u", b.emu.PublicKey+":"+b.emu.PrivateKey,
+			"-H", "Accept: application/vnd.atlas.2023-01-01+json", b.emu.URL+"/api/atlas/v2/groups/"+g+"/encryptionAtRest")
 		return err
 	})
 	if err != nil {
@@ -313,7 +321,7 @@ func (b *bench) versusCurl(ctx context.Context) error {
 	b.note("curl --digest direct: %d calls, %d exchanges at the emulator, p50 %s", n, s.Requests, ms(median(direct)))
 	s, err = b.measure(ctx, func() error {
 		var err error
-		rest, err = curlTimes(ctx, n, "http://"+b.d.httpAddr+"/v1/groups/"+g+"/encryptionAtRest")
+		rest, err = curlTimes(ctx, n, "http://"+b.d.HTTPAddr+"/v1/groups/"+g+"/encryptionAtRest")
 		return err
 	})
 	if err != nil {
@@ -329,10 +337,10 @@ func (b *bench) versusCurl(ctx context.Context) error {
 // coalescing fires concurrent gRPC Gets while every Atlas exchange takes
 // 300 ms, and counts the exchanges.
 func (b *bench) coalescing(ctx context.Context) error {
-	if err := b.emu.setLatency(ctx, 300*time.Millisecond); err != nil {
+	if err := b.emu.SetLatency(ctx, 300*time.Millisecond); err != nil {
 		return err
 	}
-	defer b.emu.setLatency(context.WithoutCancel(ctx), 0)
+	defer b.emu.SetLatency(context.WithoutCancel(ctx), 0)
 	burst := func(n, groups int, prefix uint32) (phase, error) {
 		return b.measure(ctx, func() error {
 			start := make(chan struct{})
@@ -421,14 +429,14 @@ func (b *bench) overhead(ctx context.Context) error {
 // exchange, the daemon's worst case): with ghz, then with the driver's Go
 // load generator, whose client side costs less CPU on a small machine.
 func (b *bench) concurrent200(ctx context.Context) error {
-	if err := b.emu.setLatency(ctx, 50*time.Millisecond); err != nil {
+	if err := b.emu.SetLatency(ctx, 50*time.Millisecond); err != nil {
 		return err
 	}
-	defer b.emu.setLatency(context.WithoutCancel(ctx), 0)
+	defer b.emu.SetLatency(context.WithoutCancel(ctx), 0)
 	var r loadResult
 	s, err := b.measure(ctx, func() error {
 		var err error
-		r, err = runGHZ(ctx, filepath.Join(b.cfg.bin, "ghz"), b.d.grpcAddr, ghzPoolGroups(), 200, 10, 0, b.cfg.duration)
+		r, err = runGHZ(ctx, filepath.Join(b.cfg.bin, "ghz"), b.d.GRPCAddr, ghzPoolGroups(), 200, 10, 0, b.cfg.duration)
 		return err
 	})
 	if err != nil {
@@ -485,8 +493,8 @@ func (b *bench) throughput(ctx context.Context) error {
 
 	var rawWRK, restWRK loadResult
 	if wrkErr == nil {
-		target := b.emu.url + "/api/atlas/v2/groups/" + group(pfxRawWRK, 0) + "/encryptionAtRest"
-		auth, err := digestHeader(ctx, target, "application/vnd.atlas.2023-01-01+json", b.emu.public, b.emu.private)
+		target := b.emu.URL + "/api/atlas/v2/groups/" + group(pfxRawWRK, 0) + "/encryptionAtRest"
+		auth, err := digestHeader(ctx, target, "application/vnd.atlas.2023-01-01+json", b.emu.PublicKey, b.emu.PrivateKey)
 		if err != nil {
 			return err
 		}
@@ -506,7 +514,7 @@ func (b *bench) throughput(ctx context.Context) error {
 		return err
 	}
 
-	o0, by0, err := b.d.mallocs(ctx)
+	o0, by0, err := mallocs(ctx, b.d)
 	if err != nil {
 		return err
 	}
@@ -518,7 +526,7 @@ func (b *bench) throughput(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	o1, by1, err := b.d.mallocs(ctx)
+	o1, by1, err := mallocs(ctx, b.d)
 	if err != nil {
 		return err
 	}
@@ -527,7 +535,7 @@ func (b *bench) throughput(ctx context.Context) error {
 			(o1-o0)/float64(grpcGo.calls), (by1-by0)/float64(grpcGo.calls)/1024)
 	}
 	grpcGHZ, err := run("gRPC through encryptiond, ghz over 5 connections", func() (loadResult, error) {
-		return runGHZ(ctx, filepath.Join(b.cfg.bin, "ghz"), b.d.grpcAddr, ghzPoolGroups(), conc, 5, 0, dur)
+		return runGHZ(ctx, filepath.Join(b.cfg.bin, "ghz"), b.d.GRPCAddr, ghzPoolGroups(), conc, 5, 0, dur)
 	})
 	if err != nil {
 		return err
@@ -542,7 +550,7 @@ func (b *bench) throughput(ctx context.Context) error {
 	}
 	if wrkErr == nil {
 		restWRK, err = run("REST through encryptiond, wrk", func() (loadResult, error) {
-			return runWRK(ctx, b.dir, "http://"+b.d.httpAddr, nil, conc, dur, true)
+			return runWRK(ctx, b.dir, "http://"+b.d.HTTPAddr, nil, conc, dur, true)
 		})
 		if err != nil {
 			return err
@@ -570,16 +578,16 @@ func (b *bench) memory1000(ctx context.Context) error {
 	if err := b.restartDaemon(ctx); err != nil {
 		return err
 	}
-	if err := b.emu.setLatency(ctx, 50*time.Millisecond); err != nil {
+	if err := b.emu.SetLatency(ctx, 50*time.Millisecond); err != nil {
 		return err
 	}
-	defer b.emu.setLatency(context.WithoutCancel(ctx), 0)
+	defer b.emu.SetLatency(context.WithoutCancel(ctx), 0)
 	sctx, stop := context.WithCancel(ctx)
-	peak := sampleRSS(sctx, b.d.proc.pid())
+	peak := sampleRSS(sctx, b.d.Proc.PID())
 	var r loadResult
 	s, err := b.measure(ctx, func() error {
 		var err error
-		r, err = runGHZ(ctx, filepath.Join(b.cfg.bin, "ghz"), b.d.grpcAddr, ghzPoolGroups(), 1000, 20, 0, b.cfg.duration)
+		r, err = runGHZ(ctx, filepath.Join(b.cfg.bin, "ghz"), b.d.GRPCAddr, ghzPoolGroups(), 1000, 20, 0, b.cfg.duration)
 		return err
 	})
 	stop()
@@ -596,7 +604,7 @@ func (b *bench) memory1000(ctx context.Context) error {
 // phase is what a step cost, measured around it: the emulator's counters
 // and the CPU time the daemon and the emulator used.
 type phase struct {
-	emuStats
+	atlastest.EmulatorStats
 	daemonCPU, emuCPU time.Duration
 }
 
@@ -613,21 +621,27 @@ func (p phase) cpuPerCall(calls int64) string {
 // and takes the CPU time of both processes around it.
 func (b *bench) measure(ctx context.Context, f func() error) (phase, error) {
 	var p phase
-	d0, err1 := cpuTime(b.d.proc.pid())
-	e0, err2 := cpuTime(b.emu.proc.pid())
+	d0, err1 := cpuTime(b.d.Proc.PID())
+	e0, err2 := cpuTime(b.emu.Proc.PID())
 	if err := errors.Join(err1, err2); err != nil {
 		return p, err
 	}
-	s, err := b.emu.counted(ctx, f)
+	if err := b.emu.ResetStats(ctx); err != nil {
+		return p, err
+	}
+	if err := f(); err != nil {
+		return p, err
+	}
+	s, err := b.emu.Stats(ctx)
 	if err != nil {
 		return p, err
 	}
-	d1, err1 := cpuTime(b.d.proc.pid())
-	e1, err2 := cpuTime(b.emu.proc.pid())
+	d1, err1 := cpuTime(b.d.Proc.PID())
+	e1, err2 := cpuTime(b.emu.Proc.PID())
 	if err := errors.Join(err1, err2); err != nil {
 		return p, err
 	}
-	return phase{emuStats: s, daemonCPU: d1 - d0, emuCPU: e1 - e0}, nil
+	return phase{EmulatorStats: s, daemonCPU: d1 - d0, emuCPU: e1 - e0}, nil
 }
 
 // accumulate adds a load run's counters to the steady-state totals.
@@ -648,13 +662,13 @@ func (b *bench) addChallengeResult() {
 // checkDaemonLog notes daemon log records at error level: a run with
 // errors is suspect whatever its numbers.
 func (b *bench) checkDaemonLog() {
-	data, err := os.ReadFile(b.d.proc.log)
+	data, err := os.ReadFile(b.d.Proc.LogPath())
 	if err != nil {
 		return
 	}
 	n := strings.Count(string(data), `"level":"ERROR"`)
 	if n > 0 {
-		b.note("the daemon logged %d records at ERROR level; see %s", n, b.d.proc.log)
+		b.note("the daemon logged %d records at ERROR level; see %s", n, b.d.Proc.LogPath())
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/encryptiond/encryptiond/cmd/internal/procs"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 )
 
@@ -394,10 +395,10 @@ func classify(err error, statuses []int) (class string, injected bool) {
 
 // verifyState compares every project at the emulator with the model: a
 // change applied that the caller was told failed, or the reverse, shows here.
-func (l *load) verifyState(ctx context.Context, ctl *control) []string {
+func (l *load) verifyState(ctx context.Context, emu *procs.Emulator) []string {
 	var out []string
 	for _, p := range l.projects {
-		st, err := ctl.state(ctx, p.id)
+		st, err := emu.State(ctx, p.id)
 		if err != nil {
 			out = append(out, fmt.Sprintf("%s: reading the state: %v", p.id, err))
 			continue

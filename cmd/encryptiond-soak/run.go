@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/encryptiond/encryptiond/cmd/internal/procs"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 )
 
@@ -98,71 +98,54 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 
-	pub, priv := "soak-pub-"+randomHex(8), "soak-priv-"+randomHex(16)
-	emu, err := startProc(dir, "atlas-emulator", filepath.Join(cfg.bin, "atlas-emulator"),
-		[]string{"-addr", "127.0.0.1:0", "-public-key", pub, "-private-key", priv}, nil)
+	h := procs.Harness{Bin: cfg.bin, Dir: dir, Ready: 30 * time.Second, StopGrace: 20 * time.Second}
+	emu, err := h.StartEmulator(ctx)
 	if err != nil {
 		return err
 	}
-	defer emu.stop()
-	line, err := emu.waitLog(ctx, 30*time.Second, func(l string) (string, bool) {
-		return strings.CutPrefix(l, "atlas-emulator listening on ")
-	})
-	if err != nil {
-		return fmt.Errorf("atlas-emulator: %w", err)
-	}
-	atlasURL := strings.TrimSpace(line)
-
-	d, err := startProc(dir, "encryptiond", filepath.Join(cfg.bin, "encryptiond"),
-		[]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-atlas-base-url", atlasURL},
-		[]string{"MONGODB_ATLAS_PUBLIC_API_KEY=" + pub, "MONGODB_ATLAS_PRIVATE_API_KEY=" + priv})
+	defer emu.Proc.Stop()
+	d, err := h.StartDaemon(ctx, emu)
 	if err != nil {
 		return err
 	}
-	defer d.stop()
-	addrs, err := d.waitLog(ctx, 30*time.Second, servingAddrs)
-	if err != nil {
-		return fmt.Errorf("encryptiond: %w", err)
-	}
-	grpcAddr, httpAddr, _ := strings.Cut(addrs, " ")
+	defer d.Proc.Stop()
 
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(d.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	hc := &http.Client{Timeout: callTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.workers}}
 	defer hc.CloseIdleConnections()
-	ctl := &control{base: atlasURL, hc: hc}
-	if err := ctl.post(ctx, "fault-rate?rate="+strconv.FormatFloat(cfg.faultRate, 'f', -1, 64)+"&statuses="+url.QueryEscape(joinInts(cfg.statuses))); err != nil {
+	if err := emu.SetFaultRate(ctx, cfg.faultRate, cfg.statuses); err != nil {
 		return fmt.Errorf("setting the emulator's fault rate: %w", err)
 	}
 
 	fmt.Fprintf(stdout, "soak: %v at %.0f calls/s, %d workers, %d projects, %.0f%% Atlas faults (%s); daemon pid %d, emulator pid %d\n",
-		cfg.duration, cfg.rate, cfg.workers, cfg.groups, cfg.faultRate*100, joinInts(cfg.statuses), d.pid(), emu.pid())
+		cfg.duration, cfg.rate, cfg.workers, cfg.groups, cfg.faultRate*100, joinInts(cfg.statuses), d.Proc.PID(), emu.Proc.PID())
 
-	l := newLoad(cfg, encryptionv1.NewEncryptionServiceClient(conn), hc, "http://"+httpAddr)
-	sampler := &sampler{pid: d.pid(), metricsURL: "http://" + httpAddr + "/metrics", hc: hc}
+	l := newLoad(cfg, encryptionv1.NewEncryptionServiceClient(conn), hc, "http://"+d.HTTPAddr)
+	sampler := &sampler{pid: d.Proc.PID(), metricsURL: "http://" + d.HTTPAddr + "/metrics", hc: hc}
 	res, err := l.run(ctx, sampler, stdout)
 	if err != nil {
 		return err
 	}
 
 	// After the load: faults off, then compare every project with the model.
-	if err := ctl.post(context.WithoutCancel(ctx), "fault-rate?rate=0"); err != nil {
+	if err := emu.SetFaultRate(context.WithoutCancel(ctx), 0, nil); err != nil {
 		return fmt.Errorf("clearing the emulator's fault rate: %w", err)
 	}
-	res.stateMismatches = l.verifyState(context.WithoutCancel(ctx), ctl)
-	res.emulator, _ = ctl.stats(context.WithoutCancel(ctx))
+	res.stateMismatches = l.verifyState(context.WithoutCancel(ctx), emu)
+	res.emulator, _ = emu.Stats(context.WithoutCancel(ctx))
 
-	d.stop()
-	emu.stop()
-	res.daemonExit = d.err
-	logText, err := os.ReadFile(d.log)
+	d.Proc.Stop()
+	emu.Proc.Stop()
+	res.daemonExit = d.Proc.Err()
+	logText, err := os.ReadFile(d.Proc.LogPath())
 	if err != nil {
 		return err
 	}
-	res.secretsInOutput = countSecrets(string(logText), append(l.secrets(), priv))
+	res.secretsInOutput = countSecrets(string(logText), append(l.secrets(), emu.PrivateKey))
 	res.errorRecords = countErrorRecords(string(logText))
 
 	res.env = fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())

@@ -1,0 +1,162 @@
+package procs
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Default values of the Harness fields left zero.
+const (
+	DefaultReady     = 30 * time.Second
+	DefaultStopGrace = 20 * time.Second
+)
+
+// Harness starts the children of one driver run.
+type Harness struct {
+	// Bin is the directory holding the encryptiond and atlas-emulator
+	// binaries. Required.
+	Bin string
+	// Dir is the directory that receives each child's output, as
+	// Dir/<name>.log. Required; the caller creates and removes it.
+	Dir string
+	// Ready bounds how long a child may take to announce that it is
+	// serving. Zero means DefaultReady (30 s).
+	Ready time.Duration
+	// StopGrace is how long Proc.Stop waits after SIGTERM before it kills
+	// the child. Zero means DefaultStopGrace (20 s).
+	StopGrace time.Duration
+}
+
+func (h Harness) ready() time.Duration {
+	if h.Ready > 0 {
+		return h.Ready
+	}
+	return DefaultReady
+}
+
+// Proc is a child process whose stdout and stderr go to a log file.
+type Proc struct {
+	name  string
+	cmd   *exec.Cmd
+	log   string
+	grace time.Duration
+	done  chan struct{}
+	err   error // the exit error, once done is closed
+}
+
+// start starts bin with args, and env added to a minimal environment
+// (PATH and HOME), writing its output to h.Dir/name.log.
+func (h Harness) start(name, bin string, args, env []string) (*Proc, error) {
+	logPath := filepath.Join(h.Dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
+	// If the driver dies without cleaning up, the kernel stops the child.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	grace := h.StopGrace
+	if grace <= 0 {
+		grace = DefaultStopGrace
+	}
+	p := &Proc{name: name, cmd: cmd, log: logPath, grace: grace, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// PID is the child's process id.
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
+
+// LogPath is the file that holds the child's stdout and stderr.
+func (p *Proc) LogPath() string { return p.log }
+
+// Err is the child's exit error (nil for a clean exit) once it has exited,
+// as it has when Stop returns; nil while it runs.
+func (p *Proc) Err() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+		return nil
+	}
+}
+
+// Stop sends SIGTERM, waits up to the harness's StopGrace, then kills. It
+// returns once the child has exited and may be called again.
+func (p *Proc) Stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(p.grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// waitLog polls the child's log every 50 ms until match accepts a line,
+// and returns what match returned for it; or fails when the child exits,
+// ctx ends or timeout passes.
+func (p *Proc) waitLog(ctx context.Context, timeout time.Duration, match func(line string) (string, bool)) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if v, ok := scanLog(p.log, match); ok {
+			return v, nil
+		}
+		select {
+		case <-p.done:
+			return "", fmt.Errorf("%s exited (%v) before it was ready; the end of %s:\n%s", p.name, p.err, p.log, tail(p.log, 4096))
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%s not ready after %v; see %s", p.name, timeout, p.log)
+		}
+	}
+}
+
+func scanLog(path string, match func(string) (string, bool)) (string, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := match(sc.Text()); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// tail returns the last n bytes of the file at path.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return string(b[max(len(b)-n, 0):])
+}

@@ -1,0 +1,171 @@
+package procs
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/encryptiond/encryptiond/atlas/atlastest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// startShell starts /bin/sh -c script as a child named "sh".
+func startShell(t *testing.T, h Harness, script string) *Proc {
+	t.Helper()
+	h.Dir = t.TempDir()
+	p, err := h.start("sh", "/bin/sh", []string{"-c", script}, []string{"GREETING=hello"})
+	if err != nil {
+		t.Fatalf("start(sh) = %v", err)
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+func readyAt(line string) (string, bool) { return strings.CutPrefix(line, "ready at ") }
+
+func TestWaitLogAndStop(t *testing.T) {
+	t.Parallel()
+	p := startShell(t, Harness{}, `echo "$GREETING"; echo "ready at $HOME"; exec sleep 60`)
+	got, err := p.waitLog(t.Context(), 10*time.Second, readyAt)
+	if err != nil {
+		t.Fatalf("waitLog() = %v", err)
+	}
+	if want := os.Getenv("HOME"); got != want {
+		t.Errorf("waitLog() = %q, want %q (HOME passed on)", got, want)
+	}
+	if err := p.Err(); err != nil {
+		t.Errorf("Err() before Stop = %v, want nil", err)
+	}
+	p.Stop()
+	var exit *exec.ExitError
+	if err := p.Err(); !errors.As(err, &exit) || !strings.Contains(err.Error(), "terminated") {
+		t.Errorf("Err() after Stop = %v, want terminated by SIGTERM", err)
+	}
+	p.Stop() // a second Stop returns at once
+	if b, err := os.ReadFile(p.LogPath()); err != nil || !strings.HasPrefix(string(b), "hello\n") {
+		t.Errorf("log = %q, %v; want the child's output, env passed on", b, err)
+	}
+}
+
+func TestWaitLogFails(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		script  string
+		timeout time.Duration
+		want    string
+	}{
+		{"exits first", `echo boom; exit 3`, 10 * time.Second, "sh exited (exit status 3) before it was ready"},
+		{"never ready", `exec sleep 60`, 200 * time.Millisecond, "sh not ready after 200ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p := startShell(t, Harness{}, tt.script)
+			_, err := p.waitLog(t.Context(), tt.timeout, readyAt)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("waitLog() = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestStopKillsAfterGrace(t *testing.T) {
+	t.Parallel()
+	p := startShell(t, Harness{StopGrace: 200 * time.Millisecond}, `trap "" TERM; echo "ready at x"; while :; do sleep 1; done`)
+	if _, err := p.waitLog(t.Context(), 10*time.Second, readyAt); err != nil {
+		t.Fatalf("waitLog() = %v", err)
+	}
+	start := time.Now()
+	p.Stop()
+	if err := p.Err(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("Err() after Stop = %v, want killed", err)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("Stop() took %v, want at least the 200ms grace", d)
+	}
+}
+
+func TestServingAddrs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, line         string
+		wantGRPC, wantHTTP string
+		wantOK             bool
+	}{
+		{"serving", `{"level":"INFO","msg":"serving","grpc_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`, "127.0.0.1:1", "127.0.0.1:2", true},
+		{"another record", `{"level":"INFO","msg":"starting","grpc_addr":"127.0.0.1:1"}`, "", "", false},
+		{"no gRPC address", `{"msg":"serving"}`, "", "", false},
+		{"not JSON", `serving 127.0.0.1:1`, "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g, h, ok := servingAddrs(tt.line)
+			if g != tt.wantGRPC || h != tt.wantHTTP || ok != tt.wantOK {
+				t.Errorf("servingAddrs(%q) = %q, %q, %v, want %q, %q, %v", tt.line, g, h, ok, tt.wantGRPC, tt.wantHTTP, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestReadMemory(t *testing.T) {
+	t.Parallel()
+	m, err := ReadMemory(os.Getpid())
+	if err != nil || m.RSS <= 0 || m.HWM < m.RSS {
+		t.Errorf("ReadMemory(self) = %+v, %v, want RSS > 0 and HWM ≥ RSS", m, err)
+	}
+	if _, err := ReadMemory(-1); err == nil {
+		t.Error("ReadMemory(-1) = nil error, want one")
+	}
+}
+
+// TestEmulatorControl drives an in-memory emulator's control endpoints,
+// which cmd/atlas-emulator serves the same way.
+func TestEmulatorControl(t *testing.T) {
+	t.Parallel()
+	const group = "5f3b1c2d3e4f5a6b7c8d9e0f"
+	emu, srv := atlastest.NewServer(t, atlastest.EmulatorConfig{PublicKey: "pub", PrivateKey: "priv", AutoCreateGroups: true})
+	e := &Emulator{URL: srv.URL, hc: srv.Client()}
+	ctx := t.Context()
+
+	// An unsigned request: one exchange, answered with a digest challenge.
+	res, err := srv.Client().Get(srv.URL + "/api/atlas/v2/groups/" + group + "/encryptionAtRest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got, err := e.Stats(ctx); err != nil || got != emu.Stats() || got.Requests != 1 || got.Challenges != 1 {
+		t.Errorf("Stats() = %+v, %v, want one request and one challenge, as the emulator says (%+v)", got, err, emu.Stats())
+	}
+	if err := e.ResetStats(ctx); err != nil || emu.Stats() != (atlastest.EmulatorStats{}) {
+		t.Errorf("ResetStats() = %v, emulator stats %+v, want nil and zero", err, emu.Stats())
+	}
+	st, err := e.State(ctx, group)
+	if _, ok := st["awsKms"]; err != nil || !ok {
+		t.Errorf("State(%s) = %v, %v, want a document with awsKms", group, st, err)
+	}
+	for _, call := range []struct {
+		name string
+		f    func() error
+	}{
+		{"SetLatency(0)", func() error { return e.SetLatency(ctx, 0) }},
+		{"SetFaultRate(0.05, [500 503 429])", func() error { return e.SetFaultRate(ctx, 0.05, []int{500, 503, 429}) }},
+		{"SetFaultRate(0, nil)", func() error { return e.SetFaultRate(ctx, 0, nil) }},
+	} {
+		if err := call.f(); err != nil {
+			t.Errorf("%s = %v, want nil", call.name, err)
+		}
+	}
+	if err := e.SetFaultRate(ctx, 2, nil); err == nil || !strings.Contains(err.Error(), "400") {
+		t.Errorf("SetFaultRate(2) = %v, want the emulator's 400", err)
+	}
+}
