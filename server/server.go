@@ -10,9 +10,6 @@ package server
 import (
 	"context"
 	"sync/atomic"
-	"time"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/encryptiond/encryptiond/atlas"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
@@ -30,9 +27,9 @@ type Server struct {
 	encryptionv1.UnimplementedEncryptionServiceServer
 	atlas   Atlas
 	opts    options
-	gets    singleflight.Group // shares concurrent Gets of one project
-	groups  groups             // serializes changes of one project
-	changes atomic.Uint64      // finished changes; see GetEncryptionAtRest
+	gets    flights       // shares concurrent Gets of one project
+	groups  groups        // serializes changes of one project
+	changes atomic.Uint64 // finished changes; see GetEncryptionAtRest
 }
 
 var _ encryptionv1.EncryptionServiceServer = (*Server)(nil)
@@ -41,19 +38,7 @@ var _ encryptionv1.EncryptionServiceServer = (*Server)(nil)
 type Option func(*options)
 
 type options struct {
-	observeValid      func(groupID, provider string, enabled, valid bool)
-	sharedCallTimeout time.Duration
-}
-
-// WithSharedCallTimeout bounds an Atlas call that several concurrent Gets
-// share. Such a call does not end when one of its callers gives up, so that
-// the others still get the answer. Default: 30 seconds.
-func WithSharedCallTimeout(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.sharedCallTimeout = d
-		}
-	}
+	observeValid func(groupID, provider string, enabled, valid bool)
 }
 
 // WithValidObserver calls fn with every provider's `enabled` and `valid`
@@ -66,7 +51,7 @@ func WithValidObserver(fn func(groupID, provider string, enabled, valid bool)) O
 
 // New returns a Server that calls Atlas through client.
 func New(client Atlas, opts ...Option) *Server {
-	s := &Server{atlas: client, opts: options{sharedCallTimeout: 30 * time.Second}}
+	s := &Server{atlas: client}
 	for _, opt := range opts {
 		opt(&s.opts)
 	}

@@ -13,10 +13,10 @@ import (
 
 // GetEncryptionAtRest returns the project's configuration as Atlas reports it.
 //
-// Concurrent Gets of one project share one Atlas call. A Get never joins a
-// call that started before a change to the project, made through this
-// process, finished: every finished change (of any project) starts a new
-// generation of shared calls.
+// Concurrent Gets of one project share one Atlas call (see flights). A Get
+// never joins a call that started before a change to the project, made
+// through this process, finished: every finished change (of any project)
+// starts a new generation of shared calls.
 func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetEncryptionAtRestRequest) (*encryptionv1.EncryptionAtRest, error) {
 	var vs violations
 	checkGroupID(&vs, req.GetGroupId())
@@ -25,25 +25,14 @@ func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetE
 	}
 	groupID := req.GetGroupId()
 	key := groupID + "/" + strconv.FormatUint(s.changes.Load(), 10)
-	ch := s.gets.DoChan(key, func() (any, error) {
-		// The shared call outlives any one caller's cancellation, so that
-		// one caller giving up does not fail the others; it is bounded by
-		// sharedCallTimeout instead.
-		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.sharedCallTimeout)
-		defer cancel()
-		return s.atlas.GetEncryptionAtRest(callCtx, groupID)
+	current, err := s.gets.do(ctx, key, func(ctx context.Context) (*atlas.EncryptionAtRest, error) {
+		return s.atlas.GetEncryptionAtRest(ctx, groupID)
 	})
-	select {
-	case <-ctx.Done():
-		return nil, atlasError(ctx, ctx.Err(), groupID, "", nil)
-	case res := <-ch:
-		if res.Err != nil {
-			return nil, atlasError(ctx, res.Err, groupID, "", nil)
-		}
-		current := res.Val.(*atlas.EncryptionAtRest)
-		s.observe(groupID, current)
-		return toProto(current), nil
+	if err != nil {
+		return nil, atlasError(ctx, err, groupID, "", nil)
 	}
+	s.observe(groupID, current)
+	return toProto(current), nil
 }
 
 // UpdateEncryptionAtRest enables, changes or disables one key provider.
