@@ -82,7 +82,7 @@ var fieldChecks = map[protoreflect.FullName]fieldCheck{
 	"atlas.encryption.v1.AzureKeyVault.client_id":           matches(uuid, "must be a UUID"),
 	"atlas.encryption.v1.AzureKeyVault.tenant_id":           matches(uuid, "must be a UUID"),
 	"atlas.encryption.v1.AzureKeyVault.subscription_id":     matches(uuid, "must be a UUID"),
-	"atlas.encryption.v1.AzureKeyVault.key_identifier":      httpsURL,
+	"atlas.encryption.v1.AzureKeyVault.key_identifier":      keyURL,
 	"atlas.encryption.v1.AzureKeyVault.key_vault_name":      length(1, 1024),
 	"atlas.encryption.v1.AzureKeyVault.resource_group_name": length(1, 1024),
 	"atlas.encryption.v1.AzureKeyVault.secret":              length(1, 4096),
@@ -129,10 +129,17 @@ func matches(re *regexp.Regexp, problem string) fieldCheck {
 	}
 }
 
-func httpsURL(v string) string {
+// keyURL checks an Azure Key Vault key identifier: an https URL whose path
+// names a key, /keys/<name>, usually followed by /<version>. Atlas refuses
+// anything else (AZURE_KEY_VAULT_KEY_IDENTIFIER_INVALID_FORMAT).
+func keyURL(v string) string {
 	u, err := url.Parse(v)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return "must be an https URL, e.g. https://<vault>.vault.azure.net/keys/<name>/<version>"
+	parts := []string{}
+	if err == nil {
+		parts = strings.Split(strings.Trim(u.Path, "/"), "/")
+	}
+	if err != nil || u.Scheme != "https" || u.Host == "" || len(parts) < 2 || parts[0] != "keys" || parts[1] == "" {
+		return "must be the key's https URL, https://<vault>.vault.azure.net/keys/<name>/<version>"
 	}
 	return ""
 }
@@ -362,6 +369,20 @@ func (r *request) checkState(current *atlas.EncryptionAtRest) error {
 		if vs = r.missingToEnable(); len(vs) > 0 {
 			reason = reasonMissing
 		}
+	} else if !staticCredentials(current, r.provider) {
+		// Switching an enabled provider to static credentials needs all of
+		// them: Atlas has none of that mode to keep.
+		for _, mode := range r.provider.authModes {
+			if len(mode) < 2 || !slices.ContainsFunc(mode, r.has) {
+				continue
+			}
+			for _, name := range mode {
+				if !r.has(name) {
+					vs.add(r.path(name), "required to switch "+r.provider.title+" to static credentials ("+r.jsonName(name)+"): it uses a role now")
+					reason = reasonMissing
+				}
+			}
+		}
 	}
 	if r.provider == googleCloudKMS && r.has("service_account_key") {
 		if g := current.GoogleCloudKMS; g != nil && g.RoleID != nil && *g.RoleID != "" {
@@ -372,6 +393,19 @@ func (r *request) checkState(current *atlas.EncryptionAtRest) error {
 		return invalidArgument(r.groupID, r.provider.atlas, reason, vs)
 	}
 	return nil
+}
+
+// staticCredentials reports whether Atlas shows p configured with static
+// credentials of more than one field (an AWS access key, an Azure
+// application). Secrets are never shown, so their non-secret halves tell.
+func staticCredentials(current *atlas.EncryptionAtRest, p *provider) bool {
+	switch p {
+	case awsKMS:
+		return current.AWSKMS != nil && current.AWSKMS.AccessKeyID != nil
+	case azureKeyVault:
+		return current.AzureKeyVault != nil && current.AzureKeyVault.ClientID != nil
+	}
+	return false
 }
 
 // checkGroupID adds a violation unless id is an Atlas project id.

@@ -141,6 +141,21 @@ func TestUpdateRules(t *testing.T) {
 			wantFields: []string{"config.azure_key_vault.azure_environment", "config.azure_key_vault.client_id", "config.azure_key_vault.key_identifier", "config.azure_key_vault.subscription_id", "config.azure_key_vault.tenant_id"},
 		},
 		{
+			name: "rule 6: Azure key identifier without a key path", body: strings.Replace(azWhole, "https://vault.vault.azure.net/keys/key/d891821e3d364e9eb88fbd3d11807b86", "https://vault.vault.azure.net", 1),
+			wantCode: codes.InvalidArgument, wantFields: []string{"config.azure_key_vault.key_identifier"},
+		},
+		{
+			name:     "rule 5: switching an enabled provider from a role to static credentials needs them all",
+			state:    atlas.EncryptionAtRest{AzureKeyVault: &atlas.AzureKeyVault{Enabled: boolp(true), Valid: boolp(true), RoleID: strp(roleID)}},
+			body:     `{"azureKeyVault": {"secret": "azure-secret-SENTINEL"}}`,
+			wantCode: codes.InvalidArgument, wantGets: 1, wantFields: []string{"config.azure_key_vault.client_id", "config.azure_key_vault.tenant_id"},
+		},
+		{
+			name: "rule 5: rotating the secret of static credentials", state: atlas.EncryptionAtRest{AzureKeyVault: &atlas.AzureKeyVault{Enabled: boolp(true), Valid: boolp(true), ClientID: strp("f0e1d2c3-b4a5-4968-8776-a5b4c3d2e1f0")}},
+			body:     `{"azureKeyVault": {"secret": "azure-secret-SENTINEL"}}`,
+			wantCode: codes.OK, wantGets: 1, wantPatch: `{"azureKeyVault":{"secret":"azure-secret-SENTINEL"}}`,
+		},
+		{
 			name: "rule 6: role id not 24 hex", body: `{"googleCloudKms": {"roleId": "not-a-role"}}`,
 			wantCode: codes.InvalidArgument, wantFields: []string{"config.google_cloud_kms.role_id"},
 		},

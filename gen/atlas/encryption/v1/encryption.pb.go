@@ -378,7 +378,8 @@ type AzureKeyVault struct {
 	ClientId *string `protobuf:"bytes,3,opt,name=client_id,json=clientID,proto3,oneof" json:"client_id,omitempty"`
 	// The key's URL, e.g.
 	// "https://myvault.vault.azure.net/keys/mykey/d891821e3d364e9eb88fbd3d11807b86".
-	// Must be an https URL. Required to enable.
+	// Must be an https URL whose path is /keys/<name>, usually followed by
+	// /<version>. Required to enable.
 	KeyIdentifier *string `protobuf:"bytes,4,opt,name=key_identifier,json=keyIdentifier,proto3,oneof" json:"key_identifier,omitempty"`
 	// The name of the key vault that holds the key. Required to enable. Atlas
 	// refuses to change it once private endpoints exist.
