@@ -9,7 +9,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,8 +46,6 @@ const maxTokens = 100
 // Requests: the most recent ones, so that a long run does not hold every
 // request body it ever received.
 const MaxRecordedRequests = 1000
-
-var groupIDPattern = regexp.MustCompile(`^[a-f0-9]{24}$`)
 
 // EmulatorConfig configures an Emulator. The zero value accepts no
 // credentials at all; set a key pair, a service account, or both.
@@ -408,7 +405,7 @@ func (e *Emulator) serveResource(w http.ResponseWriter, r *http.Request, v2 bool
 // handle applies one request to the state and returns the status and the
 // document to answer with: an atlas.EncryptionAtRest or an apiError.
 func (e *Emulator) handle(method string, v2 bool, groupID string, body []byte) (int, any) {
-	if !groupIDPattern.MatchString(groupID) {
+	if !hex24Pattern.MatchString(groupID) {
 		return http.StatusBadRequest, apiError{status: http.StatusBadRequest, code: "INVALID_ATTRIBUTE",
 			detail: "Invalid attribute groupId specified.",
 			fields: []atlas.FieldViolation{{Field: "groupId", Description: "must be 24 hexadecimal characters"}}}

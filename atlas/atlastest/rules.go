@@ -37,7 +37,7 @@ import (
 // read-only "valid" in a request is ignored.
 
 var (
-	hex24Pattern  = regexp.MustCompile(`^[a-f0-9]{24}$`)
+	hex24Pattern  = regexp.MustCompile(`^[a-f0-9]{24}$`) // role and group ids
 	uuidPattern   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	gcpKeyPattern = regexp.MustCompile(`^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+/cryptoKeyVersions/[^/]+$`)
 )
@@ -123,38 +123,15 @@ func (g *group) patch(body []byte) *apiError {
 		return aerr
 	}
 	aws, azure, gcp, searchNodes := g.aws, g.azure, g.gcp, g.searchNodes
-	if raw, ok := present(top, ProviderAWS); ok {
-		var u atlas.AWSKMSConfiguration
-		if aerr := decodeDoc(ProviderAWS, raw, awsFields, &u); aerr != nil {
-			return aerr
-		}
-		next, aerr := patchAWS(g.aws, &u, g.inUse[ProviderAWS])
-		if aerr = keep(aerr); aerr != nil {
-			return aerr
-		}
-		aws = next
+	var aerr *apiError
+	if aws, aerr = patchDoc(top, ProviderAWS, awsFields, aws, g.inUse[ProviderAWS], patchAWS); keep(aerr) != nil {
+		return aerr
 	}
-	if raw, ok := present(top, ProviderAzure); ok {
-		var u atlas.AzureKeyVault
-		if aerr := decodeDoc(ProviderAzure, raw, azureFields, &u); aerr != nil {
-			return aerr
-		}
-		next, aerr := patchAzure(g.azure, &u, g.inUse[ProviderAzure])
-		if aerr = keep(aerr); aerr != nil {
-			return aerr
-		}
-		azure = next
+	if azure, aerr = patchDoc(top, ProviderAzure, azureFields, azure, g.inUse[ProviderAzure], patchAzure); keep(aerr) != nil {
+		return aerr
 	}
-	if raw, ok := present(top, ProviderGCP); ok {
-		var u atlas.GoogleCloudKMS
-		if aerr := decodeDoc(ProviderGCP, raw, gcpFields, &u); aerr != nil {
-			return aerr
-		}
-		next, aerr := patchGCP(g.gcp, &u, g.inUse[ProviderGCP])
-		if aerr = keep(aerr); aerr != nil {
-			return aerr
-		}
-		gcp = next
+	if gcp, aerr = patchDoc(top, ProviderGCP, gcpFields, gcp, g.inUse[ProviderGCP], patchGCP); keep(aerr) != nil {
+		return aerr
 	}
 	if raw, ok := present(top, "enabledForSearchNodes"); ok {
 		if err := json.Unmarshal(raw, &searchNodes); err != nil {
@@ -169,6 +146,21 @@ func (g *group) patch(body []byte) *apiError {
 }
 
 // present returns the raw value of key unless it is absent or null.
+// patchDoc applies the provider document name of a PATCH body, if the body
+// has one, to cur with apply; it returns cur unchanged otherwise.
+func patchDoc[T any](top map[string]json.RawMessage, name string, allowed []string, cur *T, inUse bool,
+	apply func(cur, u *T, inUse bool) (*T, *apiError)) (*T, *apiError) {
+	raw, ok := present(top, name)
+	if !ok {
+		return cur, nil
+	}
+	var u T
+	if aerr := decodeDoc(name, raw, allowed, &u); aerr != nil {
+		return cur, aerr
+	}
+	return apply(cur, &u, inUse)
+}
+
 func present(m map[string]json.RawMessage, key string) (json.RawMessage, bool) {
 	raw, ok := m[key]
 	if !ok || string(raw) == "null" {
