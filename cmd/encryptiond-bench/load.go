@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/icholy/digest"
@@ -26,25 +27,51 @@ type loadResult struct {
 	errors   int64
 	rps      float64
 	p50, p99 time.Duration
+	// cpu is the CPU time (user and system) the load tool itself used:
+	// the child process's for ghz and wrk, the driver's own for its Go
+	// generators. On a small machine it is CPU the daemon did not get.
+	cpu time.Duration
+	// emuCPU is the CPU time the emulator used during the run, when the
+	// driver measured it.
+	emuCPU time.Duration
 }
 
 func (r loadResult) String() string {
-	return fmt.Sprintf("%s: %d calls, %d errors, %.0f/s, p50 %s, p99 %s", r.tool, r.calls, r.errors, r.rps, ms(r.p50), ms(r.p99))
+	s := fmt.Sprintf("%s: %d calls, %d errors, %.0f/s, p50 %s, p99 %s", r.tool, r.calls, r.errors, r.rps, ms(r.p50), ms(r.p99))
+	if r.cpu > 0 && r.calls > 0 {
+		s += fmt.Sprintf(", its own CPU %.0f µs per call", float64(r.cpu.Microseconds())/float64(r.calls))
+	}
+	return s
 }
 
 const getMethod = "atlas.encryption.v1.EncryptionService/GetEncryptionAtRest"
 
-// ghzPoolGroups makes ghz requests cycle through the project pool (see
-// loadGroup), as the driver's own generators do.
-func ghzPoolGroups() string {
-	return fmt.Sprintf(`{"group_id":"%08x{{printf `+"`%%016x`"+` (mod .RequestNumber %d)}}"}`, pfxLoad, loadPool)
+// writeGHZPool writes the requests that make ghz cycle through the project
+// pool (see loadGroup), as the driver's own generators do, into dir: a JSON
+// array, which ghz sends round robin. A fixed array rather than a template
+// of .RequestNumber: ghz parses each element once and reuses the message,
+// where a template costs it a template execution and a JSON parse per call,
+// CPU the daemon would not get on a small machine.
+func writeGHZPool(dir string) (string, error) {
+	reqs := make([]map[string]string, loadPool)
+	for i := range reqs {
+		reqs[i] = map[string]string{"group_id": loadGroup(int64(i))}
+	}
+	data, err := json.Marshal(reqs)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "ghz-pool.json")
+	return path, os.WriteFile(path, data, 0o644)
 }
 
 // runGHZ runs ghz against the daemon's gRPC address for dur (or n calls
-// when n > 0) with conc workers over conns connections.
-func runGHZ(ctx context.Context, bin, addr, data string, conc, conns, n int, dur time.Duration) (loadResult, error) {
+// when n > 0) with conc workers over conns connections, sending the
+// requests in the file dataPath.
+func runGHZ(ctx context.Context, bin, addr, dataPath string, conc, conns, n int, dur time.Duration) (loadResult, error) {
 	args := []string{
-		"--insecure", "--call", getMethod, "-d", data,
+		"--insecure", "--call", getMethod, "-D", dataPath,
+		"--disable-template-functions", "--disable-template-data",
 		"-c", strconv.Itoa(conc), "--connections", strconv.Itoa(conns),
 		"--timeout", "20s", "-O", "json",
 	}
@@ -58,7 +85,8 @@ func runGHZ(ctx context.Context, bin, addr, data string, conc, conns, n int, dur
 	args = append(args, addr)
 	runCtx, cancel := context.WithTimeout(ctx, max(dur, 10*time.Second)+60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(runCtx, bin, args...).Output()
+	cmd := exec.CommandContext(runCtx, bin, args...)
+	out, err := cmd.Output()
 	if err != nil {
 		return loadResult{}, fmt.Errorf("ghz: %w: %s", err, stderrOf(err))
 	}
@@ -75,7 +103,7 @@ func runGHZ(ctx context.Context, bin, addr, data string, conc, conns, n int, dur
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return loadResult{}, fmt.Errorf("ghz output: %w", err)
 	}
-	r := loadResult{tool: "ghz", calls: rep.Count, rps: rep.Rps}
+	r := loadResult{tool: "ghz", calls: rep.Count, rps: rep.Rps, cpu: childCPU(cmd)}
 	for code, c := range rep.StatusCodeDist {
 		// Calls cut by the end of -z are not failures of the daemon.
 		if code != "OK" && !(n == 0 && (code == "Canceled" || code == "DeadlineExceeded" || code == "Unavailable")) {
@@ -134,11 +162,31 @@ func runWRK(ctx context.Context, dir, target string, headers []string, conc int,
 	args = append(args, target)
 	runCtx, cancel := context.WithTimeout(ctx, dur+60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(runCtx, "wrk", args...).Output()
+	cmd := exec.CommandContext(runCtx, "wrk", args...)
+	out, err := cmd.Output()
 	if err != nil {
 		return loadResult{}, fmt.Errorf("wrk: %w: %s", err, stderrOf(err))
 	}
-	return parseWRK(string(out))
+	r, err := parseWRK(string(out))
+	r.cpu = childCPU(cmd)
+	return r, err
+}
+
+// childCPU is the CPU time an exited child used.
+func childCPU(cmd *exec.Cmd) time.Duration {
+	if cmd.ProcessState == nil {
+		return 0
+	}
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+}
+
+// selfCPU is the CPU time this process has used so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 var (
@@ -211,7 +259,7 @@ func goLoad(ctx context.Context, tool string, conc int, dur time.Duration, call 
 	lats := make([][]time.Duration, conc)
 	runCtx, cancel := context.WithTimeout(ctx, dur)
 	defer cancel()
-	start := time.Now()
+	start, cpu0 := time.Now(), selfCPU()
 	var wg sync.WaitGroup
 	for w := range conc {
 		wg.Go(func() {
@@ -229,12 +277,12 @@ func goLoad(ctx context.Context, tool string, conc int, dur time.Duration, call 
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), selfCPU()-cpu0
 	all := slices.Concat(lats...)
 	slices.Sort(all)
 	return loadResult{
 		tool: tool, calls: int64(len(all)) + errs.Load(), errors: errs.Load(),
-		rps: float64(len(all)) / elapsed.Seconds(), p50: pct(all, 50), p99: pct(all, 99),
+		rps: float64(len(all)) / elapsed.Seconds(), p50: pct(all, 50), p99: pct(all, 99), cpu: cpu,
 	}
 }
 

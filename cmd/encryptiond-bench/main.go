@@ -9,7 +9,11 @@
 // ghz for gRPC, wrk for REST (a built-in Go load generator when wrk is
 // missing) and curl --digest as the reference direct client. Atlas
 // exchanges and digest challenges are counted at the emulator through its
-// /_emulator/ control endpoints. Every load run is bounded by a count or a
+// /_emulator/ control endpoints. Beside the daemon it runs two
+// calibrations of the machine: the reference proxy (this binary with
+// -reference-proxy: a bare gRPC server making the same Atlas client call,
+// see reference.go) and the direct Go client alone, so that a latency
+// target missed by all three reads as the machine's, not the daemon's. Every load run is bounded by a count or a
 // duration; the child processes are stopped when the driver exits or is
 // interrupted (and are sent SIGTERM if it dies).
 //
@@ -19,9 +23,14 @@
 //
 // Flags:
 //
-//	-bin       directory holding atlas-emulator, encryptiond and ghz (default .build/bench)
-//	-out       Markdown file whose generated section is replaced; "" prints only (default BENCH.md)
-//	-duration  length of each throughput and latency load run (default 5s)
+//	-bin          directory holding atlas-emulator, encryptiond, ghz and this driver (default .build/bench)
+//	-out          Markdown file whose generated section is replaced; "" prints only (default BENCH.md)
+//	-duration     length of each throughput and latency load run (default 5s)
+//	-daemon-cpus  GOMAXPROCS of the daemon and the reference proxy, as in a container
+//	              limited to that many CPUs; 0 is Go's default, every core (default 1)
+//	-targets      only these issue targets, e.g. 4,5; such a run does not write -out
+//	-daemon-args  extra flags for encryptiond, space-separated
+//	-daemon-env   extra environment for encryptiond (NAME=value, space-separated)
 //
 // Only the part of -out between the markers <!-- bench:begin --> and
 // <!-- bench:end --> is rewritten, so notes written around it (profiles,

@@ -20,10 +20,10 @@ type Daemon struct {
 // log record. The caller stops it with Proc.Stop.
 func (h Harness) StartDaemon(ctx context.Context, emu *Emulator, args ...string) (*Daemon, error) {
 	flags := append([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-atlas-base-url", emu.URL}, args...)
-	p, err := h.start("encryptiond", filepath.Join(h.Bin, "encryptiond"), flags, []string{
+	p, err := h.start("encryptiond", filepath.Join(h.Bin, "encryptiond"), flags, append([]string{
 		"MONGODB_ATLAS_PUBLIC_API_KEY=" + emu.PublicKey,
 		"MONGODB_ATLAS_PRIVATE_API_KEY=" + emu.PrivateKey,
-	})
+	}, h.DaemonEnv...))
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,9 @@ type Harness struct {
 	// StopGrace is how long Proc.Stop waits after SIGTERM before it kills
 	// the child. Zero means DefaultStopGrace (20 s).
 	StopGrace time.Duration
+	// DaemonEnv is added to the environment of every daemon StartDaemon
+	// starts (NAME=value), for instance GOGC.
+	DaemonEnv []string
 }
 
 func (h Harness) ready() time.Duration {
@@ -159,4 +162,21 @@ func tail(path string, n int) string {
 		return ""
 	}
 	return string(b[max(len(b)-n, 0):])
+}
+
+// Start starts Bin/name with args, and env added to a minimal environment,
+// and waits up to Ready for ready to accept a line of its output; it
+// returns the child and what ready returned. It is how a driver starts a
+// helper of its own; the caller stops the child with Proc.Stop.
+func (h Harness) Start(ctx context.Context, name string, args, env []string, ready func(line string) (string, bool)) (*Proc, string, error) {
+	p, err := h.start(name, filepath.Join(h.Bin, name), args, env)
+	if err != nil {
+		return nil, "", err
+	}
+	v, err := p.waitLog(ctx, h.ready(), ready)
+	if err != nil {
+		p.Stop()
+		return nil, "", err
+	}
+	return p, v, nil
 }

@@ -169,3 +169,29 @@ func TestEmulatorControl(t *testing.T) {
 		t.Errorf("SetFaultRate(2) = %v, want the emulator's 400", err)
 	}
 }
+
+func TestStart(t *testing.T) {
+	t.Parallel()
+	bin := t.TempDir()
+	script := "#!/bin/sh\necho \"ready at $GREETING $1\"\nexec sleep 60\n"
+	if err := os.WriteFile(bin+"/helper", []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := Harness{Bin: bin, Dir: t.TempDir(), Ready: 10 * time.Second}
+	p, got, err := h.Start(t.Context(), "helper", []string{"arg"}, []string{"GREETING=hello"}, readyAt)
+	if err != nil {
+		t.Fatalf("Start() = %v", err)
+	}
+	defer p.Stop()
+	if got != "hello arg" {
+		t.Errorf("Start() = %q, want %q (args and env passed on)", got, "hello arg")
+	}
+
+	// A child that exits before it is ready is an error, and is stopped.
+	if err := os.WriteFile(bin+"/quitter", []byte("#!/bin/sh\necho bye\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.Start(t.Context(), "quitter", nil, nil, readyAt); err == nil || !strings.Contains(err.Error(), "bye") {
+		t.Errorf("Start(quitter) = %v, want an error quoting its output", err)
+	}
+}
