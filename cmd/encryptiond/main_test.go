@@ -488,9 +488,14 @@ func TestBinary(t *testing.T) {
 		const clientID, clientSecret = "mdb_sa_id_e2e", "mdb_sa_sk_e2e-client-s3cr3t"
 		emu, srv := atlastest.NewServer(t, atlastest.EmulatorConfig{ClientID: clientID, ClientSecret: clientSecret, AutoCreateGroups: true})
 		p := start(t, b.encryptiond,
-			[]string{daemon.EnvClientID + "=" + clientID, daemon.EnvClientSecret + "=" + clientSecret, daemon.EnvBaseURL + "=" + srv.URL},
+			[]string{daemon.EnvClientID + "=" + clientID, daemon.EnvClientSecret + "=" + clientSecret, daemon.EnvBaseURL + "=" + srv.URL, "GOMAXPROCS=1"},
 			"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-log-level", "debug",
 		)
+		for _, rec := range logRecords(t, p.stderr.String()) {
+			if rec["msg"] == "serving" && rec["gomaxprocs"] != float64(1) {
+				t.Errorf("serving record: gomaxprocs = %v, want 1 (the process runs with GOMAXPROCS=1)", rec["gomaxprocs"])
+			}
+		}
 		exercise(t, b, p)
 		if st := emu.Stats(); st.Patches == 0 || st.Tokens == 0 {
 			t.Errorf("emulator stats = %+v, want patches and a token: the daemon did not use the test's emulator", st)

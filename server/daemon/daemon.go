@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -196,6 +197,9 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 		slog.Bool("tls", tlsConf != nil),
 		slog.Bool("mutual_tls", mutualTLS),
 		slog.String("authz", authzConfig.Summary()),
+		// How many threads run Go code: GOMAXPROCS, or the container's
+		// CPU limit, or every core (README, Sizing).
+		slog.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
 	)
 	if cfg.OnReady != nil {
 		cfg.OnReady(addrs)
