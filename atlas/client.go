@@ -134,11 +134,11 @@ func (c *Client) resourceURL(groupID string) string {
 
 // do performs one API call with retries; see RetryPolicy for the rules.
 // body is nil for GET.
-func (c *Client) do(ctx context.Context, method, groupID string, body []byte) (*EncryptionAtRest, error) {
+func (c *Client) do(ctx context.Context, method, groupID string, body []byte, secrets []string) (*EncryptionAtRest, error) {
 	target := c.resourceURL(groupID)
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		out, r := c.attempt(ctx, method, target, body, attempt)
+		out, r := c.attempt(ctx, method, target, body, secrets, attempt)
 		if r.err == nil {
 			return out, nil
 		}
@@ -172,12 +172,12 @@ type outcome struct {
 
 // attempt sends one request and interprets the answer. The HTTP client's
 // Timeout bounds the whole attempt, reading the body included.
-func (c *Client) attempt(ctx context.Context, method, target string, body []byte, n int) (*EncryptionAtRest, outcome) {
+func (c *Client) attempt(ctx context.Context, method, target string, body []byte, secrets []string, n int) (*EncryptionAtRest, outcome) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	reqCtx := withAttempt(ctx, n)
+	reqCtx := withSecrets(withAttempt(ctx, n), secrets)
 	if dl, ok := ctx.Deadline(); c.timeout > 0 && (!ok || time.Until(dl) > c.timeout) {
 		var cancel context.CancelFunc
 		reqCtx, cancel = context.WithTimeout(reqCtx, c.timeout)
@@ -199,7 +199,7 @@ func (c *Client) attempt(ctx context.Context, method, target string, body []byte
 	defer res.Body.Close()
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
-		e := newError(method, res, b)
+		e := newError(method, res, b, secrets)
 		return nil, outcome{err: e, retry: retryableStatus(method, res.StatusCode), wait: e.RetryAfter}
 	}
 	b, err := io.ReadAll(io.LimitReader(res.Body, maxBody+1))

@@ -90,7 +90,7 @@ var azureEnvironments = []string{"AZURE", "AZURE_CHINA", "AZURE_US_GOVERNMENT"}
 //
 // Atlas API docs: https://www.mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Encryption-at-Rest-using-Customer-Key-Management/operation/getGroupEncryptionAtRest
 func (c *Client) GetEncryptionAtRest(ctx context.Context, groupID string) (*EncryptionAtRest, error) {
-	return c.do(ctx, http.MethodGet, groupID, nil)
+	return c.do(ctx, http.MethodGet, groupID, nil, nil)
 }
 
 // UpdateEncryptionAtRest changes the configuration of project groupID with a
@@ -112,5 +112,5 @@ func (c *Client) UpdateEncryptionAtRest(ctx context.Context, groupID string, upd
 	if err != nil {
 		return nil, opError(http.MethodPatch, err)
 	}
-	return c.do(ctx, http.MethodPatch, groupID, body)
+	return c.do(ctx, http.MethodPatch, groupID, body, sentSecrets(update))
 }

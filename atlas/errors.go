@@ -24,6 +24,17 @@ const maxSnippet = 128
 // bytes.
 const maxErrorCode = 128
 
+// Bounds on Atlas's lists in an error. Atlas names a handful of fields and
+// parameters; a body that lists thousands (it may be up to maxErrorBody)
+// would otherwise be carried whole into gRPC trailers, where proxies with
+// small header limits drop the answer, and into messages and logs.
+const (
+	maxFields           = 32  // entries of Fields kept, in Atlas's order
+	maxFieldName        = 256 // bytes of a FieldViolation.Field
+	maxFieldDescription = 512 // bytes of a FieldViolation.Description
+	maxParameters       = 16  // entries of Parameters kept
+)
+
 // ErrOutcomeUnknown is wrapped by the error of an UpdateEncryptionAtRest call
 // whose request may have reached Atlas without an answer coming back: the
 // connection dropped after the request was written, the deadline expired
@@ -58,14 +69,19 @@ type Error struct {
 	// the body was not an ApiError. It is sanitized like Detail: control
 	// characters removed, cut at 128 bytes.
 	ErrorCode string
-	// Detail is Atlas's human-readable detail. For a body that is not an
-	// ApiError it is a short, sanitized snippet of that body.
+	// Detail is Atlas's human-readable detail, with the request's secrets
+	// redacted (see SecretSpellings), control characters and runs of spaces
+	// made single spaces, and cut at 1024 bytes. For a body that is not an
+	// ApiError it is a short snippet of that body, treated the same way.
 	Detail string
 	// Reason is Atlas's reason phrase, e.g. "Bad Request".
 	Reason string
-	// Parameters are Atlas's error parameters, decoded as JSON values.
+	// Parameters are Atlas's error parameters, decoded as JSON values: the
+	// first 16, with the request's secrets redacted from their strings.
 	Parameters []any
-	// Fields lists the request fields Atlas rejected (badRequestDetail.fields).
+	// Fields lists the request fields Atlas rejected (badRequestDetail.fields):
+	// the first 32, each redacted and sanitized like Detail (field names cut
+	// at 256 bytes, descriptions at 512).
 	Fields []FieldViolation
 	// RetryAfter is the Retry-After header of a 429 or 503 answer; 0 if absent.
 	RetryAfter time.Duration
@@ -148,38 +164,50 @@ type apiError struct {
 }
 
 // newError builds an *Error from a non-2xx response whose body (already
-// limited to maxErrorBody) is body.
-func newError(method string, res *http.Response, body []byte) *Error {
+// limited to maxErrorBody) is body, answering a request that carried the
+// secrets spelled in secrets (see SecretSpellings). Every text Atlas sent is
+// redacted before it is sanitized and cut, so that a secret re-spaced or cut
+// off on the way is still removed whole.
+func newError(method string, res *http.Response, body []byte, secrets []string) *Error {
 	e := &Error{
 		HTTPStatus: res.StatusCode,
 		Method:     method,
 		RetryAfter: parseRetryAfter(res.Header.Get("Retry-After")),
 	}
-	if doc, ok := decodeAPIError(body); ok {
+	clean := func(s string, limit int) string { return sanitize(Redact(s, secrets), limit) }
+	if doc, ok := decodeAPIError(body, secrets); ok {
 		e.ErrorCode = doc.ErrorCode
-		e.Detail = sanitize(doc.Detail, 1024)
-		e.Reason = sanitize(doc.Reason, 256)
-		e.Parameters = doc.Parameters
+		e.Detail = clean(doc.Detail, 1024)
+		e.Reason = clean(doc.Reason, 256)
+		for _, p := range doc.Parameters[:min(len(doc.Parameters), maxParameters)] {
+			e.Parameters = append(e.Parameters, redactJSON(p, secrets))
+		}
 		if doc.BadRequestDetail != nil {
-			e.Fields = doc.BadRequestDetail.Fields
+			for _, f := range doc.BadRequestDetail.Fields[:min(len(doc.BadRequestDetail.Fields), maxFields)] {
+				e.Fields = append(e.Fields, FieldViolation{
+					Field:       clean(f.Field, maxFieldName),
+					Description: clean(f.Description, maxFieldDescription),
+				})
+			}
 		}
 		return e
 	}
 	// Not an ApiError: a proxy's HTML page, plain text, nothing. Keep a
 	// short, printable snippet so the error still says something.
 	e.Reason = http.StatusText(res.StatusCode)
-	e.Detail = sanitize(string(body), maxSnippet)
+	e.Detail = clean(string(body), maxSnippet)
 	return e
 }
 
 // decodeAPIError decodes body as Atlas's ApiError document, with its
-// ErrorCode sanitized: printable, on one line, at most about maxErrorCode
-// bytes. ok is false when body is not an ApiError (no errorCode).
-func decodeAPIError(body []byte) (doc apiError, ok bool) {
+// ErrorCode redacted of secrets (see SecretSpellings) and sanitized:
+// printable, on one line, at most about maxErrorCode bytes. ok is false when
+// body is not an ApiError (no errorCode).
+func decodeAPIError(body []byte, secrets []string) (doc apiError, ok bool) {
 	if json.Unmarshal(body, &doc) != nil {
 		return apiError{}, false
 	}
-	doc.ErrorCode = sanitize(doc.ErrorCode, maxErrorCode)
+	doc.ErrorCode = sanitize(Redact(doc.ErrorCode, secrets), maxErrorCode)
 	return doc, doc.ErrorCode != ""
 }
 

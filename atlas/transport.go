@@ -19,7 +19,12 @@ import (
 // resends and token requests are each reported as one exchange.
 
 // attemptKey carries a call's attempt number down to exchangeTransport.
-type attemptKey struct{}
+// secretsKey carries the SecretSpellings of a PATCH's write-only values, so
+// that the errorCode it observes is redacted too.
+type (
+	attemptKey struct{}
+	secretsKey struct{}
+)
 
 func withAttempt(ctx context.Context, n int) context.Context {
 	return context.WithValue(ctx, attemptKey{}, n)
@@ -28,6 +33,18 @@ func withAttempt(ctx context.Context, n int) context.Context {
 func attemptFrom(ctx context.Context) int {
 	n, _ := ctx.Value(attemptKey{}).(int)
 	return n
+}
+
+func withSecrets(ctx context.Context, spellings []string) context.Context {
+	if len(spellings) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, secretsKey{}, spellings)
+}
+
+func secretsFrom(ctx context.Context) []string {
+	s, _ := ctx.Value(secretsKey{}).([]string)
+	return s
 }
 
 // exchangeTransport reports every exchange to observe. For error statuses
@@ -50,7 +67,7 @@ func (t *exchangeTransport) RoundTrip(req *http.Request) (*http.Response, error)
 			body, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
 			_ = res.Body.Close()
 			res.Body = io.NopCloser(bytes.NewReader(body))
-			if doc, ok := decodeAPIError(body); ok {
+			if doc, ok := decodeAPIError(body, secretsFrom(req.Context())); ok {
 				ex.ErrorCode = doc.ErrorCode
 			}
 		}

@@ -108,11 +108,11 @@ func atlasError(ctx context.Context, err error, groupID, provider string, secret
 		return withDetails(codes.Unavailable, "Atlas applied the change, but neither its answer nor the state read after it could be read; read the configuration again", info(ReasonAppliedUnreadable, http.StatusBadGateway))
 	}
 	if errors.Is(err, atlas.ErrMalformedResponse) {
-		return withDetails(codes.Unavailable, "Atlas answered with a body this service cannot read: "+redact(err.Error(), secrets), info("ATLAS_MALFORMED_RESPONSE", http.StatusBadGateway))
+		return withDetails(codes.Unavailable, "Atlas answered with a body this service cannot read: "+atlas.Redact(err.Error(), secrets), info("ATLAS_MALFORMED_RESPONSE", http.StatusBadGateway))
 	}
 	var ae *atlas.Error
 	if !errors.As(err, &ae) {
-		return withDetails(codes.Unavailable, "cannot reach Atlas: "+redact(err.Error(), secrets), info("ATLAS_UNREACHABLE", http.StatusBadGateway))
+		return withDetails(codes.Unavailable, "cannot reach Atlas: "+atlas.Redact(err.Error(), secrets), info("ATLAS_UNREACHABLE", http.StatusBadGateway))
 	}
 
 	code, ok := atlasCodes[ae.HTTPStatus]
@@ -129,7 +129,7 @@ func atlasError(ctx context.Context, err error, groupID, provider string, secret
 	}
 	said := errorCode
 	if ae.Detail != "" {
-		said += ": " + redact(ae.Detail, secrets)
+		said += ": " + atlas.Redact(ae.Detail, secrets)
 	}
 	details := []protoadapt.MessageV1{info(errorCode, ae.HTTPStatus)}
 	var msg string
@@ -153,7 +153,7 @@ func atlasError(ctx context.Context, err error, groupID, provider string, secret
 		for _, f := range ae.Fields {
 			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{
 				Field:       requestPath(f.Field),
-				Description: redact(f.Description, secrets),
+				Description: atlas.Redact(f.Description, secrets),
 			})
 		}
 		details = append(details, br)
@@ -217,16 +217,6 @@ func withDetails(code codes.Code, msg string, details ...protoadapt.MessageV1) e
 		}
 	}
 	return st.Err()
-}
-
-// redact replaces every secret value in s.
-func redact(s string, secrets []string) string {
-	for _, secret := range secrets {
-		if secret != "" {
-			s = strings.ReplaceAll(s, secret, "[redacted]")
-		}
-	}
-	return s
 }
 
 // requestPath turns an Atlas body path such as "awsKms.region" into the

@@ -1,9 +1,6 @@
 package server
 
 import (
-	"encoding/json"
-	"slices"
-
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 
@@ -66,45 +63,19 @@ func (r *request) patch() *atlas.EncryptionAtRest {
 	}
 }
 
-// secrets returns the secret values the request carries, to redact them from
-// anything Atlas says back: each value, its JSON-escaped spelling (Atlas may
-// quote a body's string as it was on the wire), and, for a service account
-// key, each longer string inside it (its private key, for one), so that a
-// fragment Atlas quotes does not get through either.
+// secrets returns the spellings of the secret values the request carries
+// (atlas.SecretSpellings), to redact them from anything Atlas says back. The
+// Atlas client already removes them from its errors; this is the second
+// line, for every text the service builds from one.
 func (r *request) secrets() []string {
-	var out []string
-	add := func(v string) {
-		out = append(out, v)
-		if b, err := json.Marshal(v); err == nil {
-			if escaped := string(b[1 : len(b)-1]); escaped != v {
-				out = append(out, escaped)
-			}
-		}
-	}
+	var values []string
 	for _, fd := range r.set {
-		if !isSecret(fd) {
-			continue
-		}
-		v := r.msg.Get(fd).String()
-		add(v)
-		var inner map[string]any
-		if json.Unmarshal([]byte(v), &inner) == nil {
-			for _, x := range inner {
-				if s, ok := x.(string); ok && len(s) >= minSecretFragment {
-					add(s)
-				}
-			}
+		if isSecret(fd) {
+			values = append(values, r.msg.Get(fd).String())
 		}
 	}
-	// Longest first, so that a value is redacted whole before any part of it.
-	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
-	return out
+	return atlas.SecretSpellings(values...)
 }
-
-// minSecretFragment is the shortest string inside a service account key
-// that is redacted on its own: shorter ones ("service_account") are field
-// values any key has, not secrets.
-const minSecretFragment = 16
 
 // isSecret reports whether a field holds a secret: the proto marks those
 // debug_redact.
