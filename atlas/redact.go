@@ -20,8 +20,8 @@ const redacted = "[redacted]"
 // JSON-escaped spelling (Atlas may quote a body's string as it was on the
 // wire); and, for a value that is a JSON object (a Google Cloud service
 // account key), each string inside it and each line of those strings (the
-// private key is PEM, a line at a time) of at least 16 bytes, in both
-// spellings. They are ordered longest first, so that replacing them in
+// private key is PEM, a line at a time; not its armor) of at least 16
+// bytes, in both spellings. They are ordered longest first, so that replacing them in
 // order removes a value whole before any part of it. Empty values are
 // skipped.
 //
@@ -55,7 +55,8 @@ func SecretSpellings(values ...string) []string {
 			}
 			add(s)
 			for line := range strings.Lines(s) {
-				if line = strings.TrimSpace(line); len(line) >= minSecretFragment {
+				// PEM's armor lines are the same in every key.
+				if line = strings.TrimSpace(line); len(line) >= minSecretFragment && !strings.HasPrefix(line, "-----") {
 					add(line)
 				}
 			}

@@ -132,10 +132,9 @@ func TestSecretSpellings(t *testing.T) {
 		// Its private key, escaped and as is.
 		`-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nshort\n-----END PRIVATE KEY-----\n`,
 		"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nshort\n-----END PRIVATE KEY-----\n",
-		// Its PEM lines of 16 bytes or more ("short" is not one).
+		// Its PEM lines of 16 bytes or more ("short" is not one), but not
+		// the armor.
 		"MIIEvQIBADANBgkqhkiG9w0BAQEF",
-		"-----BEGIN PRIVATE KEY-----",
-		"-----END PRIVATE KEY-----",
 		// Its other long string.
 		"0123456789abcdef0123",
 		// The plain value, escaped and as is, once.
