@@ -33,6 +33,9 @@ const (
 	maxFieldName        = 256 // bytes of a FieldViolation.Field
 	maxFieldDescription = 512 // bytes of a FieldViolation.Description
 	maxParameters       = 16  // entries of Parameters kept
+	// maxErrorFields is the length of Error's text past which it names no
+	// more fields, only how many there are: the text stays under 4 KiB.
+	maxErrorFields = 2048
 )
 
 // ErrOutcomeUnknown is wrapped by the error of an UpdateEncryptionAtRest call
@@ -97,7 +100,9 @@ type FieldViolation struct {
 }
 
 // Error formats the error as
-// "atlas: PATCH encryptionAtRest: 409 CANNOT_DISABLE_ENCRYPTION_AT_REST: detail".
+// "atlas: PATCH encryptionAtRest: 409 CANNOT_DISABLE_ENCRYPTION_AT_REST: detail",
+// followed by the rejected fields in parentheses, as many as fit in about
+// 2 KiB, then how many more there are.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("atlas: ")
@@ -123,6 +128,11 @@ func (e *Error) Error() string {
 			b.WriteString(" (")
 		} else {
 			b.WriteString("; ")
+		}
+		if b.Len() > maxErrorFields {
+			fmt.Fprintf(&b, "%d more fields", len(e.Fields)-i)
+			b.WriteString(")")
+			break
 		}
 		b.WriteString(f.Field)
 		if f.Description != "" {

@@ -2,6 +2,7 @@ package atlas
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,10 +11,14 @@ import (
 	"time"
 )
 
+// fuzzSecret is the secretAccessKey of FuzzDecodeResponse's PATCHes.
+const fuzzSecret = "fuzz-SECRET/access+key=0123456789"
+
 // FuzzDecodeResponse has Atlas answer with an arbitrary status, Retry-After
 // and body, and checks how the client decodes it. Invariants: no panic; a
 // call returns a result or an error, never both or neither; an error string
-// is bounded and never carries the credentials; a 2xx PATCH whose body
+// is bounded and never carries the credentials, and no part of an *Error
+// carries the PATCH's secret, however Atlas quotes it; a 2xx PATCH whose body
 // cannot be read is reported as applied-but-unreadable, never as a failure
 // that could be retried.
 func FuzzDecodeResponse(f *testing.F) {
@@ -26,6 +31,9 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add(502, "", "", true)
 	f.Add(200, "", `null`, false)
 	f.Add(204, "", ``, true)
+	// An answer that quotes the PATCH's secret back everywhere it could.
+	f.Add(400, "", `{"error": 400, "errorCode": "X_`+fuzzSecret+`", "detail": "`+strings.Repeat("d", 1020)+fuzzSecret+`", "reason": "`+fuzzSecret+`", "parameters": ["`+fuzzSecret+`", {"`+fuzzSecret+`": "`+fuzzSecret+`"}], "badRequestDetail": {"fields": [{"field": "`+fuzzSecret+`", "description": "a\t`+fuzzSecret+`"}]}}`, true)
+	f.Add(502, "", `<html>`+fuzzSecret+`</html>`, true)
 
 	type answer struct {
 		status     int
@@ -60,8 +68,8 @@ func FuzzDecodeResponse(f *testing.F) {
 		var res *EncryptionAtRest
 		var err error
 		if patch {
-			off := false
-			res, err = client.UpdateEncryptionAtRest(t.Context(), "32b6e34b3d91647abb20e7b8", &EncryptionAtRest{AWSKMS: &AWSKMSConfiguration{Enabled: &off}})
+			off, secret := false, fuzzSecret
+			res, err = client.UpdateEncryptionAtRest(t.Context(), "32b6e34b3d91647abb20e7b8", &EncryptionAtRest{AWSKMS: &AWSKMSConfiguration{Enabled: &off, SecretAccessKey: &secret}})
 		} else {
 			res, err = client.GetEncryptionAtRest(t.Context(), "32b6e34b3d91647abb20e7b8")
 		}
@@ -78,6 +86,12 @@ func FuzzDecodeResponse(f *testing.F) {
 		var ae *Error
 		if status >= 300 && !errors.As(err, &ae) {
 			t.Fatalf("status %d: error %v is not an *atlas.Error", status, err)
+		}
+		if ae != nil {
+			all := fmt.Sprint(msg, ae.ErrorCode, ae.Detail, ae.Reason, ae.Parameters, ae.Fields)
+			if strings.Contains(all, fuzzSecret) {
+				t.Fatalf("status %d body %q: the error quotes the PATCH's secret: %q", status, body, all)
+			}
 		}
 		if patch && status >= 200 && status < 300 && !errors.Is(err, ErrUpdateAppliedUnreadable) {
 			t.Fatalf("PATCH answered %d %q: error %v, want ErrUpdateAppliedUnreadable", status, body, err)
