@@ -87,7 +87,7 @@ func FuzzDecodeResponse(f *testing.F) {
 		if status >= 300 && !errors.As(err, &ae) {
 			t.Fatalf("status %d: error %v is not an *atlas.Error", status, err)
 		}
-		if ae != nil {
+		if ae != nil && patch { // a GET sends no secret
 			all := fmt.Sprint(msg, ae.ErrorCode, ae.Detail, ae.Reason, ae.Parameters, ae.Fields)
 			if strings.Contains(all, fuzzSecret) {
 				t.Fatalf("status %d body %q: the error quotes the PATCH's secret: %q", status, body, all)
