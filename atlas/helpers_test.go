@@ -47,26 +47,22 @@ func newEmulator(t testing.TB) (*atlastest.Emulator, *httptest.Server) {
 // and so win.
 func newClient(t testing.TB, srv *httptest.Server, opts ...atlas.Option) *atlas.Client {
 	t.Helper()
-	all := append([]atlas.Option{
-		atlas.WithBaseURL(srv.URL),
-		atlas.WithDigest(testPublicKey, testPrivateKey),
-		atlas.WithRetryPolicy(fastRetries),
-		atlas.WithHTTPClient(srv.Client()),
-	}, opts...)
-	c, err := atlas.NewClient(all...)
-	if err != nil {
-		t.Fatalf("NewClient() = %v", err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
-	return c
+	return newTestClient(t, srv, atlas.WithDigest(testPublicKey, testPrivateKey), opts)
 }
 
 // newServiceClient returns a service-account client for srv.
 func newServiceClient(t testing.TB, srv *httptest.Server, opts ...atlas.Option) *atlas.Client {
 	t.Helper()
+	return newTestClient(t, srv, atlas.WithServiceAccount(testClientID, testClientSecret), opts)
+}
+
+// newTestClient returns a client for srv with auth and fast retries, then
+// opts, which come last and so win.
+func newTestClient(t testing.TB, srv *httptest.Server, auth atlas.Option, opts []atlas.Option) *atlas.Client {
+	t.Helper()
 	all := append([]atlas.Option{
 		atlas.WithBaseURL(srv.URL),
-		atlas.WithServiceAccount(testClientID, testClientSecret),
+		auth,
 		atlas.WithRetryPolicy(fastRetries),
 		atlas.WithHTTPClient(srv.Client()),
 	}, opts...)

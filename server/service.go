@@ -61,11 +61,10 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 	}
 	defer unlock()
 
-	secrets := r.secrets()
 	if req.GetValidateOnly() || r.needsState() {
 		current, err := s.atlas.GetEncryptionAtRest(ctx, r.groupID)
 		if err != nil {
-			return nil, atlasError(ctx, err, r.groupID, r.provider.atlas, secrets)
+			return nil, atlasError(ctx, err, r.groupID, r.provider.atlas, r.secrets())
 		}
 		s.observe(r.groupID, current)
 		if err := r.checkState(current); err != nil {
@@ -88,7 +87,7 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 		}
 	}
 	if err != nil {
-		return nil, atlasError(ctx, err, r.groupID, r.provider.atlas, secrets)
+		return nil, atlasError(ctx, err, r.groupID, r.provider.atlas, r.secrets())
 	}
 	s.observe(r.groupID, result)
 	return toProto(result), nil

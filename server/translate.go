@@ -110,7 +110,6 @@ func (r *request) applied(current *atlas.EncryptionAtRest) *atlas.EncryptionAtRe
 		cur.AccessKeyID = or(u.AccessKeyID, cur.AccessKeyID)
 		cur.CustomerMasterKeyID = or(u.CustomerMasterKeyID, cur.CustomerMasterKeyID)
 		cur.Region = or(u.Region, cur.Region)
-		cur.RoleID = or(u.RoleID, cur.RoleID)
 		cur.RequirePrivateNetworking = or(u.RequirePrivateNetworking, cur.RequirePrivateNetworking)
 		cur.RoleID = nil // write-only: Atlas (v2) does not return it
 		next.AWSKMS = &cur

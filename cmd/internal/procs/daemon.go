@@ -3,7 +3,6 @@ package procs
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 )
 
 // Daemon is a running cmd/encryptiond.
@@ -20,15 +19,11 @@ type Daemon struct {
 // log record. The caller stops it with Proc.Stop.
 func (h Harness) StartDaemon(ctx context.Context, emu *Emulator, args ...string) (*Daemon, error) {
 	flags := append([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-atlas-base-url", emu.URL}, args...)
-	p, err := h.start("encryptiond", filepath.Join(h.Bin, "encryptiond"), flags, append([]string{
+	d := &Daemon{}
+	p, _, err := h.Start(ctx, "encryptiond", flags, append([]string{
 		"MONGODB_ATLAS_PUBLIC_API_KEY=" + emu.PublicKey,
 		"MONGODB_ATLAS_PRIVATE_API_KEY=" + emu.PrivateKey,
-	}, h.DaemonEnv...))
-	if err != nil {
-		return nil, err
-	}
-	d := &Daemon{Proc: p}
-	_, err = p.waitLog(ctx, h.ready(), func(line string) (string, bool) {
+	}, h.DaemonEnv...), func(line string) (string, bool) {
 		g, r, ok := servingAddrs(line)
 		if ok {
 			d.GRPCAddr, d.HTTPAddr = g, r
@@ -36,9 +31,9 @@ func (h Harness) StartDaemon(ctx context.Context, emu *Emulator, args ...string)
 		return "", ok
 	})
 	if err != nil {
-		p.Stop()
 		return nil, err
 	}
+	d.Proc = p
 	return d, nil
 }
 

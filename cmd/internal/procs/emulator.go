@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -36,17 +35,12 @@ type Emulator struct {
 // with Proc.Stop.
 func (h Harness) StartEmulator(ctx context.Context) (*Emulator, error) {
 	pub, priv := "emu-pub-"+randomHex(8), "emu-priv-"+randomHex(16)
-	p, err := h.start("atlas-emulator", filepath.Join(h.Bin, "atlas-emulator"), []string{
+	p, u, err := h.Start(ctx, "atlas-emulator", []string{
 		"-addr", "127.0.0.1:0", "-public-key", pub, "-private-key", priv, "-auto-create-groups=true",
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	u, err := p.waitLog(ctx, h.ready(), func(line string) (string, bool) {
+	}, nil, func(line string) (string, bool) {
 		return strings.CutPrefix(line, "atlas-emulator listening on ")
 	})
 	if err != nil {
-		p.Stop()
 		return nil, err
 	}
 	return &Emulator{

@@ -166,8 +166,9 @@ func tail(path string, n int) string {
 
 // Start starts Bin/name with args, and env added to a minimal environment,
 // and waits up to Ready for ready to accept a line of its output; it
-// returns the child and what ready returned. It is how a driver starts a
-// helper of its own; the caller stops the child with Proc.Stop.
+// returns the child and what ready returned. StartEmulator and StartDaemon
+// use it, and a driver can start a helper of its own with it; the caller
+// stops the child with Proc.Stop.
 func (h Harness) Start(ctx context.Context, name string, args, env []string, ready func(line string) (string, bool)) (*Proc, string, error) {
 	p, err := h.start(name, filepath.Join(h.Bin, name), args, env)
 	if err != nil {
