@@ -76,7 +76,7 @@ protodeps: ## Copy the imported third-party .proto files from Go modules into .b
 	  test -n "$$gw1" && \
 	  cp $$gw1/third_party/googleapis/google/api/annotations.proto \
 	     $$gw1/third_party/googleapis/google/api/http.proto $(PROTODEPS)/google/api/
-	@gw2=$$($(GO) list -m -f '{{.Dir}}' $(GATEWAY_V2)) && \
+	@gw2=$$($(GO) mod download -json $(GATEWAY_V2) | grep '"Dir"' | cut -d'"' -f4) && \
 	  test -n "$$gw2" && \
 	  cp $$gw2/protoc-gen-openapiv2/options/annotations.proto \
 	     $$gw2/protoc-gen-openapiv2/options/openapiv2.proto $(PROTODEPS)/protoc-gen-openapiv2/options/
