@@ -161,16 +161,29 @@ func (e *Error) Is(target error) bool {
 		(t.ErrorCode == "" || t.ErrorCode == e.ErrorCode)
 }
 
-// apiError is Atlas's ApiError document.
-type apiError struct {
-	Error            int    `json:"error"`
-	ErrorCode        string `json:"errorCode"`
-	Detail           string `json:"detail"`
-	Reason           string `json:"reason"`
-	Parameters       []any  `json:"parameters"`
-	BadRequestDetail *struct {
-		Fields []FieldViolation `json:"fields"`
-	} `json:"badRequestDetail"`
+// ErrorBody is Atlas's ApiError document, the JSON body of every error
+// answer from Atlas. The client decodes it into an *Error; the emulator
+// (package atlastest) and the REST gateway's answers on Atlas's own paths
+// write it, so all three speak the same shape.
+type ErrorBody struct {
+	// Error is the HTTP status.
+	Error int `json:"error"`
+	// ErrorCode is Atlas's machine-readable code, e.g. "MISSING_ATTRIBUTE".
+	ErrorCode string `json:"errorCode"`
+	// Detail says what went wrong, for people.
+	Detail string `json:"detail"`
+	// Reason is the HTTP reason phrase, e.g. "Bad Request".
+	Reason string `json:"reason"`
+	// Parameters are the values the detail's text refers to. Writers send
+	// an empty array rather than null.
+	Parameters []any `json:"parameters"`
+	// BadRequestDetail names the rejected fields of a validation failure.
+	BadRequestDetail *BadRequestDetail `json:"badRequestDetail,omitempty"`
+}
+
+// BadRequestDetail lists the request fields Atlas rejected.
+type BadRequestDetail struct {
+	Fields []FieldViolation `json:"fields"`
 }
 
 // newError builds an *Error from a non-2xx response whose body (already
@@ -213,9 +226,9 @@ func newError(method string, res *http.Response, body []byte, secrets []string) 
 // ErrorCode redacted of secrets (see SecretSpellings) and sanitized:
 // printable, on one line, at most about maxErrorCode bytes. ok is false when
 // body is not an ApiError (no errorCode).
-func decodeAPIError(body []byte, secrets []string) (doc apiError, ok bool) {
+func decodeAPIError(body []byte, secrets []string) (doc ErrorBody, ok bool) {
 	if json.Unmarshal(body, &doc) != nil {
-		return apiError{}, false
+		return ErrorBody{}, false
 	}
 	doc.ErrorCode = sanitize(Redact(doc.ErrorCode, secrets), maxErrorCode)
 	return doc, doc.ErrorCode != ""

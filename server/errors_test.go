@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/encryptiond/encryptiond/atlas"
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 func TestAtlasErrorMapping(t *testing.T) {
@@ -41,13 +42,13 @@ func TestAtlasErrorMapping(t *testing.T) {
 		{"503", nil, &atlas.Error{HTTPStatus: 503}, codes.Unavailable, "HTTP_503", "503", false},
 		{"503 to a change: outcome unknown", nil, &atlas.Error{HTTPStatus: 503, Method: http.MethodPatch, ErrorCode: "SERVICE_UNAVAILABLE"}, codes.Unavailable, "SERVICE_UNAVAILABLE", "may or may not have been applied", false},
 		{"connection refused", nil, errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), codes.Unavailable, "ATLAS_UNREACHABLE", "cannot reach Atlas", false},
-		{"outcome unknown", nil, fmt.Errorf("atlas: PATCH: %w: EOF", atlas.ErrOutcomeUnknown), codes.Unavailable, ReasonOutcomeUnknown, "may or may not have been applied", false},
+		{"outcome unknown", nil, fmt.Errorf("atlas: PATCH: %w: EOF", atlas.ErrOutcomeUnknown), codes.Unavailable, failure.ReasonOutcomeUnknown, "may or may not have been applied", false},
 		{"malformed answer", nil, fmt.Errorf("atlas: GET: %w: decoding", atlas.ErrMalformedResponse), codes.Unavailable, "ATLAS_MALFORMED_RESPONSE", "cannot read", false},
-		{"applied but unreadable", nil, fmt.Errorf("%w: x", atlas.ErrUpdateAppliedUnreadable), codes.Unavailable, ReasonAppliedUnreadable, "applied the change", false},
+		{"applied but unreadable", nil, fmt.Errorf("%w: x", atlas.ErrUpdateAppliedUnreadable), codes.Unavailable, failure.ReasonAppliedUnreadable, "applied the change", false},
 		{"caller's deadline", expired, errors.New("context deadline exceeded"), codes.DeadlineExceeded, "DEADLINE_EXCEEDED", "deadline", false},
-		{"deadline after sending a change", expired, fmt.Errorf("%w: timeout", atlas.ErrOutcomeUnknown), codes.DeadlineExceeded, ReasonOutcomeUnknown, "may or may not", false},
+		{"deadline after sending a change", expired, fmt.Errorf("%w: timeout", atlas.ErrOutcomeUnknown), codes.DeadlineExceeded, failure.ReasonOutcomeUnknown, "may or may not", false},
 		{"caller cancelled", cancelled, context.Canceled, codes.Canceled, "CANCELED", "cancelled", false},
-		{"cancelled after sending a change", cancelled, fmt.Errorf("%w: context canceled", atlas.ErrOutcomeUnknown), codes.Canceled, ReasonOutcomeUnknown, "may or may not", false},
+		{"cancelled after sending a change", cancelled, fmt.Errorf("%w: context canceled", atlas.ErrOutcomeUnknown), codes.Canceled, failure.ReasonOutcomeUnknown, "may or may not", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,13 +57,13 @@ func TestAtlasErrorMapping(t *testing.T) {
 			if ctx == nil {
 				ctx = t.Context()
 			}
-			err := atlasError(ctx, tt.err, testGroup, "awsKms", []string{"secret-SENTINEL"})
+			err := fromAtlas(ctx, tt.err, testGroup, awsKMS, []string{"secret-SENTINEL"})
 			st := status.Convert(err)
 			if st.Code() != tt.wantCode || !strings.Contains(st.Message(), tt.wantInMsg) {
-				t.Errorf("atlasError(%v) = %v, want code %v and a message with %q", tt.err, err, tt.wantCode, tt.wantInMsg)
+				t.Errorf("fromAtlas(%v) = %v, want code %v and a message with %q", tt.err, err, tt.wantCode, tt.wantInMsg)
 			}
 			if strings.Contains(st.Proto().String(), "secret-SENTINEL") {
-				t.Errorf("atlasError(%v) = %v, which carries the secret", tt.err, st.Proto())
+				t.Errorf("fromAtlas(%v) = %v, which carries the secret", tt.err, st.Proto())
 			}
 			var info *errdetails.ErrorInfo
 			var retry *errdetails.RetryInfo
@@ -75,10 +76,10 @@ func TestAtlasErrorMapping(t *testing.T) {
 				}
 			}
 			if info.GetReason() != tt.wantReason || info.GetMetadata()["groupId"] != testGroup {
-				t.Errorf("atlasError(%v) ErrorInfo = %v, want reason %s for group %s", tt.err, info, tt.wantReason, testGroup)
+				t.Errorf("fromAtlas(%v) ErrorInfo = %v, want reason %s for group %s", tt.err, info, tt.wantReason, testGroup)
 			}
 			if (retry != nil) != tt.wantRetry {
-				t.Errorf("atlasError(%v) RetryInfo = %v, want present: %v", tt.err, retry, tt.wantRetry)
+				t.Errorf("fromAtlas(%v) RetryInfo = %v, want present: %v", tt.err, retry, tt.wantRetry)
 			}
 		})
 	}

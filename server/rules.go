@@ -1,172 +1,266 @@
 package server
 
 import (
-	"encoding/json"
-	"fmt"
-	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/encryptiond/encryptiond/atlas"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
-// This file is Atlas's update rules, as data: which fields each provider
-// needs to be enabled (providers), and what each field's value must look like
-// (fieldChecks). checkRequest applies the rules that need nothing but the
-// request; request.checkState those that need Atlas's current state.
+// This file is Atlas's update rules, as README's "The update rules, checked
+// before anything is sent to Atlas" numbers them: updateRules holds one
+// entry per README rule, in its order. What a rule needs to know of a
+// provider (its required fields, auth modes, formats, special rules) comes
+// from the provider table (provider.go).
+//
+// checkRequest applies the rules that need only the request;
+// request.checkState those that need Atlas's current state, read when
+// request.needsState says so.
 
-// provider describes one key provider: its names and what Atlas needs to
-// enable it.
-type provider struct {
-	field protoreflect.Name // member of ProviderConfig's oneof: "aws_kms"
-	atlas string            // Atlas's JSON name: "awsKms"
-	title string            // for people: "AWS KMS"
-	desc  protoreflect.MessageDescriptor
-
-	// required are the fields, besides enabled, that enabling needs.
-	required []protoreflect.Name
-	// authModes are the alternative sets of credential fields; enabling
-	// needs one of them whole, and a request may not mix them.
-	authModes [][]protoreflect.Name
+// updateRule is one of README's numbered update rules.
+type updateRule struct {
+	number int    // README's number
+	name   string // what it says, in short
+	// request checks what the request alone can tell. It returns true when
+	// the rules after it cannot judge the request.
+	request func(r *request, vs *violations) (stop bool)
+	// needsState reports whether the rule can judge r only against the
+	// provider's current state in Atlas.
+	needsState func(r *request) bool
+	// state checks r against Atlas's current configuration.
+	state func(r *request, current *atlas.EncryptionAtRest, vs *violations)
 }
 
-var (
-	awsKMS = &provider{
-		field:     "aws_kms",
-		atlas:     "awsKms",
-		title:     "AWS KMS",
-		desc:      (*encryptionv1.AwsKms)(nil).ProtoReflect().Descriptor(),
-		required:  []protoreflect.Name{"customer_master_key_id", "region"},
-		authModes: [][]protoreflect.Name{{"role_id"}, {"access_key_id", "secret_access_key"}},
-	}
-	azureKeyVault = &provider{
-		field:     "azure_key_vault",
-		atlas:     "azureKeyVault",
-		title:     "Azure Key Vault",
-		desc:      (*encryptionv1.AzureKeyVault)(nil).ProtoReflect().Descriptor(),
-		required:  []protoreflect.Name{"azure_environment", "subscription_id", "resource_group_name", "key_vault_name", "key_identifier"},
-		authModes: [][]protoreflect.Name{{"role_id"}, {"client_id", "tenant_id", "secret"}},
-	}
-	googleCloudKMS = &provider{
-		field:     "google_cloud_kms",
-		atlas:     "googleCloudKms",
-		title:     "Google Cloud KMS",
-		desc:      (*encryptionv1.GoogleCloudKms)(nil).ProtoReflect().Descriptor(),
-		required:  []protoreflect.Name{"key_version_resource_id"},
-		authModes: [][]protoreflect.Name{{"role_id"}, {"service_account_key"}},
-	}
-)
-
-// fieldCheck returns what is wrong with a value, or "". The description
-// never quotes the value: it may be a secret.
-type fieldCheck func(string) string
-
-// fieldChecks holds the static rule of every provider field that has one,
-// keyed by the field's full protobuf name. It is the only place these rules
-// are declared. Atlas is deliberately not second-guessed beyond its own
-// documented formats: customerMasterKeyID, for one, may be a key id, an ARN
-// or an alias, so only its length is checked.
-var fieldChecks = map[protoreflect.FullName]fieldCheck{
-	"atlas.encryption.v1.AwsKms.access_key_id":          length(16, 128),
-	"atlas.encryption.v1.AwsKms.secret_access_key":      length(1, 1024),
-	"atlas.encryption.v1.AwsKms.customer_master_key_id": length(1, 2048),
-	"atlas.encryption.v1.AwsKms.region":                 oneOf(atlas.AWSRegions()),
-	"atlas.encryption.v1.AwsKms.role_id":                matches(hex24, "must be 24 lowercase hexadecimal characters"),
-
-	"atlas.encryption.v1.AzureKeyVault.azure_environment":   oneOf(atlas.AzureEnvironments()),
-	"atlas.encryption.v1.AzureKeyVault.client_id":           matches(uuid, "must be a UUID"),
-	"atlas.encryption.v1.AzureKeyVault.tenant_id":           matches(uuid, "must be a UUID"),
-	"atlas.encryption.v1.AzureKeyVault.subscription_id":     matches(uuid, "must be a UUID"),
-	"atlas.encryption.v1.AzureKeyVault.key_identifier":      keyURL,
-	"atlas.encryption.v1.AzureKeyVault.key_vault_name":      length(1, 1024),
-	"atlas.encryption.v1.AzureKeyVault.resource_group_name": length(1, 1024),
-	"atlas.encryption.v1.AzureKeyVault.secret":              length(1, 4096),
-	"atlas.encryption.v1.AzureKeyVault.role_id":             matches(hex24, "must be 24 lowercase hexadecimal characters"),
-
-	"atlas.encryption.v1.GoogleCloudKms.key_version_resource_id": matches(gcpKeyVersion, "must be shaped projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>/cryptoKeyVersions/<version>"),
-	"atlas.encryption.v1.GoogleCloudKms.service_account_key":     jsonObject,
-	"atlas.encryption.v1.GoogleCloudKms.role_id":                 matches(hex24, "must be 24 lowercase hexadecimal characters"),
-}
-
-var (
-	hex24         = regexp.MustCompile(`^[a-f0-9]{24}$`)
-	uuid          = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-	gcpKeyVersion = regexp.MustCompile(`^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+/cryptoKeyVersions/[^/]+$`)
-)
-
-func length(minLen, maxLen int) fieldCheck {
-	return func(v string) string {
-		if n := len(v); n < minLen || n > maxLen {
-			if minLen == 1 {
-				return fmt.Sprintf("must be 1 to %d characters, got %d", maxLen, n)
+// updateRules are README's update rules, in README's order. Each entry's
+// comment quotes its rule.
+var updateRules = []updateRule{
+	// 1. `groupId` is 24 lowercase hexadecimal characters.
+	{number: 1, name: "groupId is an Atlas project id", request: func(r *request, vs *violations) bool {
+		checkGroupID(vs, r.groupID)
+		return false
+	}},
+	// 2. One provider per call (`awsKms`, `azureKeyVault` or
+	// `googleCloudKms`). (REST refuses a body naming two; in a message the
+	// oneof keeps one.)
+	{number: 2, name: "one provider per call", request: func(r *request, vs *violations) bool {
+		if r.provider == nil {
+			vs.add("config", "set exactly one provider: awsKms, azureKeyVault or googleCloudKms")
+			return true
+		}
+		return false
+	}},
+	// 3. Disable: `{"<provider>": {"enabled": false}}` and nothing else;
+	// Atlas removes that provider's configuration.
+	{number: 3, name: "disable alone", request: func(r *request, vs *violations) bool {
+		if r.disable && len(r.set) > 1 {
+			var others []string
+			for _, fd := range r.set {
+				if fd.Name() != "enabled" {
+					others = append(others, fd.JSONName())
+				}
 			}
-			return fmt.Sprintf("must be %d to %d characters, got %d", minLen, maxLen, n)
+			vs.add(r.path("enabled"), "enabled=false disables "+r.provider.title+" and must be the only field set; also set: "+strings.Join(others, ", "))
 		}
-		return ""
-	}
-}
-
-func oneOf(values []string) fieldCheck {
-	return func(v string) string {
-		if !slices.Contains(values, v) {
-			return "must be one of " + strings.Join(values, ", ")
+		return false
+	}},
+	// 4. Enable: while a provider is not enabled, send its whole document
+	// for one auth mode, with "enabled": true. A partial document for a
+	// provider that is not enabled is refused with one field violation per
+	// missing field.
+	{
+		number:     4,
+		name:       "enabling needs the whole document",
+		needsState: func(r *request) bool { return !r.disable && !r.whole() },
+		state: func(r *request, current *atlas.EncryptionAtRest, vs *violations) {
+			if !r.disable && !r.provider.enabled(current) {
+				r.missingToEnable(vs)
+			}
+		},
+	},
+	// 5. Update: once a provider is enabled, send only the fields to
+	// change; only those reach Atlas. A document that sets nothing is
+	// refused.
+	{number: 5, name: "an update sets what changes", request: func(r *request, vs *violations) bool {
+		if len(r.set) == 0 {
+			p := r.provider
+			vs.add("config."+string(p.field), "sets no field: to change "+p.title+" set the fields to change; to disable it set only enabled=false")
+			return true
 		}
-		return ""
-	}
-}
-
-func matches(re *regexp.Regexp, problem string) fieldCheck {
-	return func(v string) string {
-		if !re.MatchString(v) {
-			return problem
+		return false
+	}},
+	// 6. Formats: each field's value as Atlas documents it (the provider
+	// table's checks).
+	{number: 6, name: "formats", request: func(r *request, vs *violations) bool {
+		for _, fd := range r.set {
+			check := r.provider.fields[fd.Name()].check
+			if check == nil || fd.Kind() != protoreflect.StringKind {
+				continue
+			}
+			if problem := check(r.msg.Get(fd).String()); problem != "" {
+				vs.add(r.path(fd.Name()), fd.JSONName()+" "+problem)
+			}
 		}
-		return ""
-	}
+		return false
+	}},
+	// 7. A role (`roleId`) and static credentials are never mixed in one
+	// request; switching an enabled provider from a role to static
+	// credentials needs all of them; and each provider's special rules
+	// (Google Cloud KMS refuses a `serviceAccountKey` once it uses a role).
+	{
+		number:  7,
+		name:    "credentials",
+		request: ruleNoMixedCredentials,
+		needsState: func(r *request) bool {
+			return !r.disable && (r.partialMode() || slices.ContainsFunc(r.provider.special, func(s specialRule) bool { return s.applies(r) }))
+		},
+		state: func(r *request, current *atlas.EncryptionAtRest, vs *violations) {
+			if r.disable {
+				return
+			}
+			if r.provider.enabled(current) && !r.provider.staticCredentials(current) {
+				r.missingToSwitch(vs)
+			}
+			for _, s := range r.provider.special {
+				if s.applies(r) {
+					s.check(r, current, vs)
+				}
+			}
+		},
+	},
+	// 8. `validateOnly`: every check runs, including reading the state from
+	// Atlas, and the answer is the configuration as it would be; nothing
+	// changes. (UpdateEncryptionAtRest answers with request.applied.)
+	{number: 8, name: "validateOnly reads the state", needsState: func(r *request) bool { return r.validateOnly }},
 }
 
-// keyURL checks an Azure Key Vault key identifier: an https URL whose path
-// names a key, /keys/<name>, usually followed by /<version>. Atlas refuses
-// anything else (AZURE_KEY_VAULT_KEY_IDENTIFIER_INVALID_FORMAT).
-func keyURL(v string) string {
-	u, err := url.Parse(v)
-	parts := []string{}
-	if err == nil {
-		parts = strings.Split(strings.Trim(u.Path, "/"), "/")
+// ruleNoMixedCredentials is rule 7's request part: auth modes are never
+// mixed in one request.
+func ruleNoMixedCredentials(r *request, vs *violations) bool {
+	var used [][]protoreflect.Name
+	for _, m := range r.provider.authModes {
+		if slices.ContainsFunc(m, r.has) {
+			used = append(used, m)
+		}
 	}
-	if err != nil || u.Scheme != "https" || u.Host == "" || len(parts) < 2 || parts[0] != "keys" || parts[1] == "" {
-		return "must be the key's https URL, https://<vault>.vault.azure.net/keys/<name>/<version>"
+	if len(used) > 1 {
+		var names []string
+		for _, m := range used[1:] {
+			for _, n := range m {
+				if r.has(n) {
+					names = append(names, r.provider.jsonName(n))
+				}
+			}
+		}
+		vs.add(r.path(used[0][0]), "cannot be combined with "+strings.Join(names, ", ")+": choose role-based access (roleId) or static credentials, not both")
 	}
-	return ""
-}
-
-func jsonObject(v string) string {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(v), &obj); err != nil {
-		return "must be the service account's JSON key: a JSON object, sent as a string"
-	}
-	return ""
+	return false
 }
 
 // violations collects field violations in the order they are found.
-type violations []*errdetails.BadRequest_FieldViolation
-
-func (vs *violations) add(field, description string) {
-	*vs = append(*vs, &errdetails.BadRequest_FieldViolation{Field: field, Description: description})
+type violations struct {
+	list []*failure.Violation
+	// missing is set when a field needed to enable a provider, or to switch
+	// its credentials, is missing: Atlas calls that MISSING_ATTRIBUTE.
+	missing bool
 }
 
-// request is an UpdateEncryptionAtRestRequest that passed checkRequest: what
-// it asks of which provider.
+func (vs *violations) add(field, description string) {
+	vs.list = append(vs.list, &failure.Violation{Field: field, Description: description})
+}
+
+func (vs *violations) addMissing(field, description string) {
+	vs.add(field, description)
+	vs.missing = true
+}
+
+// err is the INVALID_ARGUMENT status of the violations, or nil if there
+// are none: nothing was sent to Atlas.
+func (vs *violations) err(groupID string, p *provider) error {
+	if len(vs.list) == 0 {
+		return nil
+	}
+	reason := failure.ReasonInvalidAttribute
+	if vs.missing {
+		reason = failure.ReasonMissingAttribute
+	}
+	descriptions := make([]string, len(vs.list))
+	for i, v := range vs.list {
+		descriptions[i] = v.Field + ": " + v.Description
+	}
+	info := failure.Info{Domain: failure.DomainService, Reason: reason, HTTPStatus: 400, GroupID: groupID}
+	if p != nil {
+		info.Provider = p.atlas
+	}
+	return failure.New(codes.InvalidArgument, reason+": "+strings.Join(descriptions, "; "), info, failure.BadRequest(vs.list))
+}
+
+// request is an UpdateEncryptionAtRestRequest: what it asks of which
+// provider.
 type request struct {
-	groupID  string
-	provider *provider
-	msg      protoreflect.Message           // the provider's message in the request
-	set      []protoreflect.FieldDescriptor // the fields it sets, in field-number order
-	disable  bool                           // enabled=false, alone
+	groupID      string
+	validateOnly bool
+	provider     *provider                      // nil if the config sets none
+	msg          protoreflect.Message           // the provider's message in the request
+	set          []protoreflect.FieldDescriptor // the fields it sets, in field-number order
+	disable      bool                           // enabled=false
+}
+
+// newRequest returns what req asks, unchecked.
+func newRequest(req *encryptionv1.UpdateEncryptionAtRestRequest) *request {
+	r := &request{groupID: req.GetGroupId(), validateOnly: req.GetValidateOnly()}
+	r.provider, r.msg = providerOf(req.GetConfig())
+	if r.provider == nil {
+		return r
+	}
+	r.msg.Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		r.set = append(r.set, fd)
+		return true
+	})
+	slices.SortFunc(r.set, func(a, b protoreflect.FieldDescriptor) int { return int(a.Number() - b.Number()) })
+	if enabled, ok := r.enabled(); ok && !enabled {
+		r.disable = true
+	}
+	return r
+}
+
+// checkRequest applies every rule's request part, in README's order. The
+// error is an INVALID_ARGUMENT status with one field violation per problem.
+func checkRequest(req *encryptionv1.UpdateEncryptionAtRestRequest) (*request, error) {
+	r := newRequest(req)
+	var vs violations
+	for _, rule := range updateRules {
+		if rule.request != nil && rule.request(r, &vs) {
+			break
+		}
+	}
+	if err := vs.err(r.groupID, r.provider); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// needsState reports whether any rule can judge r only against Atlas's
+// current state.
+func (r *request) needsState() bool {
+	return slices.ContainsFunc(updateRules, func(rule updateRule) bool {
+		return rule.needsState != nil && rule.needsState(r)
+	})
+}
+
+// checkState applies every rule's state part against current.
+func (r *request) checkState(current *atlas.EncryptionAtRest) error {
+	var vs violations
+	for _, rule := range updateRules {
+		if rule.state != nil {
+			rule.state(r, current, &vs)
+		}
+	}
+	return vs.err(r.groupID, r.provider)
 }
 
 // has reports whether the request sets the field.
@@ -176,7 +270,7 @@ func (r *request) has(name protoreflect.Name) bool {
 
 // enabled returns the value of enabled, if the request sets it.
 func (r *request) enabled() (value, ok bool) {
-	fd := r.provider.desc.Fields().ByName("enabled")
+	fd := r.provider.request.Fields().ByName("enabled")
 	if !r.msg.Has(fd) {
 		return false, false
 	}
@@ -188,12 +282,7 @@ func (r *request) path(name protoreflect.Name) string {
 	return "config." + string(r.provider.field) + "." + string(name)
 }
 
-// jsonName returns Atlas's name of a provider field, e.g. customerMasterKeyID.
-func (r *request) jsonName(name protoreflect.Name) string {
-	return r.provider.desc.Fields().ByName(name).JSONName()
-}
-
-// fieldNames returns Atlas's names of the fields the request sets.
+// fieldNames returns Atlas's names of the fields the request sets, sorted.
 func (r *request) fieldNames() []string {
 	names := make([]string, len(r.set))
 	for i, fd := range r.set {
@@ -206,206 +295,82 @@ func (r *request) fieldNames() []string {
 // whole reports whether the request carries the provider's whole document
 // for one auth mode, with enabled=true: what Atlas needs to enable it.
 func (r *request) whole() bool {
-	return len(r.missingToEnable()) == 0
-}
-
-// missingToEnable lists, as field violations, what the request lacks to
-// enable its provider.
-func (r *request) missingToEnable() violations {
 	var vs violations
-	p := r.provider
-	why := "required to enable " + p.title + ": Atlas needs the whole document the first time"
-	if enabled, _ := r.enabled(); !enabled {
-		vs.add(r.path("enabled"), why+" (enabled must be true)")
-	}
-	for _, name := range p.required {
-		if !r.has(name) {
-			vs.add(r.path(name), why+" ("+r.jsonName(name)+")")
-		}
-	}
-	// The auth mode the request started on, or the first if none.
-	mode := p.authModes[0]
-	for _, m := range p.authModes {
-		if slices.ContainsFunc(m, r.has) {
-			mode = m
-			break
-		}
-	}
-	if !slices.ContainsFunc(mode, r.has) {
-		vs.add(r.path(mode[0]), why+" ("+r.authAlternatives()+")")
-		return vs
-	}
-	for _, name := range mode {
-		if !r.has(name) {
-			vs.add(r.path(name), why+" ("+r.jsonName(name)+")")
-		}
-	}
-	return vs
+	r.missingToEnable(&vs)
+	return len(vs.list) == 0
 }
 
-// authAlternatives spells the provider's auth modes for people:
-// "roleId, or accessKeyID and secretAccessKey".
-func (r *request) authAlternatives() string {
-	var modes []string
+// mode returns the auth mode the request uses: the first whose fields it
+// sets, or nil.
+func (r *request) mode() []protoreflect.Name {
 	for _, m := range r.provider.authModes {
-		names := make([]string, len(m))
-		for i, n := range m {
-			names[i] = r.jsonName(n)
-		}
-		modes = append(modes, strings.Join(names, " and "))
-	}
-	return strings.Join(modes, ", or ")
-}
-
-// newRequest returns what req asks of which provider, unchecked, or nil if
-// it names no provider.
-func newRequest(req *encryptionv1.UpdateEncryptionAtRestRequest) *request {
-	p, msg := providerOf(req.GetConfig())
-	if p == nil {
-		return nil
-	}
-	r := &request{groupID: req.GetGroupId(), provider: p, msg: msg}
-	msg.Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
-		r.set = append(r.set, fd)
-		return true
-	})
-	slices.SortFunc(r.set, func(a, b protoreflect.FieldDescriptor) int { return int(a.Number() - b.Number()) })
-	return r
-}
-
-// checkRequest applies every rule that needs only the request: the group id,
-// one provider, each field's format, no mixed auth modes, disable alone, and
-// not an empty update. The error is an INVALID_ARGUMENT status with one field
-// violation per problem.
-func checkRequest(req *encryptionv1.UpdateEncryptionAtRestRequest) (*request, error) {
-	var vs violations
-	groupID := req.GetGroupId()
-	checkGroupID(&vs, groupID)
-
-	r := newRequest(req)
-	if r == nil {
-		vs.add("config", "set exactly one provider: awsKms, azureKeyVault or googleCloudKms")
-		return nil, invalidArgument(groupID, "", reasonInvalid, vs)
-	}
-	p, msg := r.provider, r.msg
-
-	if len(r.set) == 0 {
-		vs.add("config."+string(p.field), "sets no field: to change "+p.title+" set the fields to change; to disable it set only enabled=false")
-		return nil, invalidArgument(groupID, p.atlas, reasonInvalid, vs)
-	}
-	for _, fd := range r.set {
-		check := fieldChecks[fd.FullName()]
-		if check == nil || fd.Kind() != protoreflect.StringKind {
-			continue
-		}
-		if problem := check(msg.Get(fd).String()); problem != "" {
-			vs.add(r.path(fd.Name()), fd.JSONName()+" "+problem)
-		}
-	}
-
-	// Auth modes are never mixed in one request.
-	var modesUsed [][]protoreflect.Name
-	for _, m := range p.authModes {
 		if slices.ContainsFunc(m, r.has) {
-			modesUsed = append(modesUsed, m)
+			return m
 		}
-	}
-	if len(modesUsed) > 1 {
-		vs.add(r.path(modesUsed[0][0]), "cannot be combined with "+r.namesSet(modesUsed[1:])+": choose role-based access (roleId) or static credentials, not both")
-	}
-
-	if enabled, ok := r.enabled(); ok && !enabled {
-		r.disable = true
-		if len(r.set) > 1 {
-			var others []string
-			for _, fd := range r.set {
-				if fd.Name() != "enabled" {
-					others = append(others, fd.JSONName())
-				}
-			}
-			vs.add(r.path("enabled"), "enabled=false disables "+p.title+" and must be the only field set; also set: "+strings.Join(others, ", "))
-		}
-	}
-	if len(vs) > 0 {
-		return nil, invalidArgument(groupID, p.atlas, reasonInvalid, vs)
-	}
-	return r, nil
-}
-
-// namesSet spells the fields of modes that the request sets.
-func (r *request) namesSet(modes [][]protoreflect.Name) string {
-	var names []string
-	for _, m := range modes {
-		for _, n := range m {
-			if r.has(n) {
-				names = append(names, r.jsonName(n))
-			}
-		}
-	}
-	return strings.Join(names, ", ")
-}
-
-// needsState reports whether the rules can judge r only against the
-// provider's current state in Atlas: a partial document is allowed only for
-// an enabled provider, and Google Cloud KMS refuses a serviceAccountKey once
-// it uses a role.
-func (r *request) needsState() bool {
-	if r.disable {
-		return false
-	}
-	return !r.whole() || (r.provider == googleCloudKMS && r.has("service_account_key"))
-}
-
-// checkState applies the rules that need the provider's current state in
-// Atlas: a provider that is not enabled needs its whole document, and Google
-// Cloud KMS refuses a serviceAccountKey once it uses a role.
-func (r *request) checkState(current *atlas.EncryptionAtRest) error {
-	if r.disable {
-		return nil
-	}
-	var vs violations
-	reason := reasonInvalid
-	if !providerEnabled(current, r.provider) {
-		if vs = r.missingToEnable(); len(vs) > 0 {
-			reason = reasonMissing
-		}
-	} else if !staticCredentials(current, r.provider) {
-		// Switching an enabled provider to static credentials needs all of
-		// them: Atlas has none of that mode to keep.
-		for _, mode := range r.provider.authModes {
-			if len(mode) < 2 || !slices.ContainsFunc(mode, r.has) {
-				continue
-			}
-			for _, name := range mode {
-				if !r.has(name) {
-					vs.add(r.path(name), "required to switch "+r.provider.title+" to static credentials ("+r.jsonName(name)+"): it uses a role now")
-					reason = reasonMissing
-				}
-			}
-		}
-	}
-	if r.provider == googleCloudKMS && r.has("service_account_key") {
-		if g := current.GoogleCloudKMS; g != nil && g.RoleID != nil && *g.RoleID != "" {
-			vs.add(r.path("service_account_key"), "serviceAccountKey cannot be set: this project's Google Cloud KMS uses roleId, and Atlas refuses static credentials once a role is configured")
-		}
-	}
-	if len(vs) > 0 {
-		return invalidArgument(r.groupID, r.provider.atlas, reason, vs)
 	}
 	return nil
 }
 
-// staticCredentials reports whether Atlas shows p configured with static
-// credentials of more than one field (an AWS access key, an Azure
-// application). Secrets are never shown, so their non-secret halves tell.
-func staticCredentials(current *atlas.EncryptionAtRest, p *provider) bool {
-	switch p {
-	case awsKMS:
-		return current.AWSKMS != nil && current.AWSKMS.AccessKeyID != nil
-	case azureKeyVault:
-		return current.AzureKeyVault != nil && current.AzureKeyVault.ClientID != nil
+// partialMode reports whether the request sets some, not all, fields of an
+// auth mode of several fields: only the current state says whether Atlas
+// has the rest.
+func (r *request) partialMode() bool {
+	m := r.mode()
+	return len(m) > 1 && slices.ContainsFunc(m, func(n protoreflect.Name) bool { return !r.has(n) })
+}
+
+// missingToEnable adds a violation for each field the request lacks to
+// enable its provider.
+func (r *request) missingToEnable(vs *violations) {
+	p := r.provider
+	why := "required to enable " + p.title + ": Atlas needs the whole document the first time"
+	if enabled, _ := r.enabled(); !enabled {
+		vs.addMissing(r.path("enabled"), why+" (enabled must be true)")
 	}
-	return false
+	for _, name := range p.required {
+		if !r.has(name) {
+			vs.addMissing(r.path(name), why+" ("+p.jsonName(name)+")")
+		}
+	}
+	mode := r.mode()
+	if mode == nil {
+		vs.addMissing(r.path(p.authModes[0][0]), why+" ("+p.authAlternatives()+")")
+		return
+	}
+	for _, name := range mode {
+		if !r.has(name) {
+			vs.addMissing(r.path(name), why+" ("+p.jsonName(name)+")")
+		}
+	}
+}
+
+// missingToSwitch adds a violation for each field of static credentials
+// the request lacks, when it starts on them for a provider that Atlas has
+// configured without: Atlas has none of that mode to keep.
+func (r *request) missingToSwitch(vs *violations) {
+	mode := r.mode()
+	if len(mode) < 2 {
+		return
+	}
+	for _, name := range mode {
+		if !r.has(name) {
+			vs.addMissing(r.path(name), "required to switch "+r.provider.title+" to static credentials ("+r.provider.jsonName(name)+"): it uses a role now")
+		}
+	}
+}
+
+// authAlternatives spells the provider's auth modes for people:
+// "roleId, or accessKeyID and secretAccessKey".
+func (p *provider) authAlternatives() string {
+	var modes []string
+	for _, m := range p.authModes {
+		names := make([]string, len(m))
+		for i, n := range m {
+			names[i] = p.jsonName(n)
+		}
+		modes = append(modes, strings.Join(names, " and "))
+	}
+	return strings.Join(modes, ", or ")
 }
 
 // checkGroupID adds a violation unless id is an Atlas project id.
@@ -413,43 +378,4 @@ func checkGroupID(vs *violations, id string) {
 	if !hex24.MatchString(id) {
 		vs.add("group_id", "groupId must be the Atlas project id: 24 lowercase hexadecimal characters")
 	}
-}
-
-// providerOf returns the provider a config sets, and its message.
-func providerOf(cfg *encryptionv1.ProviderConfig) (*provider, protoreflect.Message) {
-	switch p := cfg.GetProvider().(type) {
-	case *encryptionv1.ProviderConfig_AwsKms:
-		if p.AwsKms != nil {
-			return awsKMS, p.AwsKms.ProtoReflect()
-		}
-	case *encryptionv1.ProviderConfig_AzureKeyVault:
-		if p.AzureKeyVault != nil {
-			return azureKeyVault, p.AzureKeyVault.ProtoReflect()
-		}
-	case *encryptionv1.ProviderConfig_GoogleCloudKms:
-		if p.GoogleCloudKms != nil {
-			return googleCloudKMS, p.GoogleCloudKms.ProtoReflect()
-		}
-	}
-	return nil, nil
-}
-
-// providerEnabled reports whether Atlas says p is enabled.
-func providerEnabled(current *atlas.EncryptionAtRest, p *provider) bool {
-	var enabled *bool
-	switch p {
-	case awsKMS:
-		if current.AWSKMS != nil {
-			enabled = current.AWSKMS.Enabled
-		}
-	case azureKeyVault:
-		if current.AzureKeyVault != nil {
-			enabled = current.AzureKeyVault.Enabled
-		}
-	case googleCloudKMS:
-		if current.GoogleCloudKMS != nil {
-			enabled = current.GoogleCloudKMS.Enabled
-		}
-	}
-	return enabled != nil && *enabled
 }

@@ -2,9 +2,12 @@
 // the Atlas Administration API client in package atlas.
 //
 // Start with Server.UpdateEncryptionAtRest: it checks a request against
-// Atlas's update rules (rules.go), reads the provider's current state when
-// the rules need it, and sends Atlas exactly the document Atlas expects.
-// errors.go maps every failure to a gRPC status, in one table.
+// Atlas's update rules (rules.go, one entry per rule of the README), reads
+// the provider's current state when the rules need it, and sends Atlas
+// exactly the document Atlas expects (translate.go). Everything the service
+// knows about a key provider is in the provider table (provider.go).
+// errors.go maps the failures of Atlas calls to gRPC statuses, built with
+// package failure, which owns the error vocabulary.
 package server
 
 import (

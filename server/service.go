@@ -20,8 +20,8 @@ import (
 func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetEncryptionAtRestRequest) (*encryptionv1.EncryptionAtRest, error) {
 	var vs violations
 	checkGroupID(&vs, req.GetGroupId())
-	if len(vs) > 0 {
-		return nil, invalidArgument("", "", reasonInvalid, vs)
+	if err := vs.err("", nil); err != nil {
+		return nil, err
 	}
 	groupID := req.GetGroupId()
 	key := groupID + "/" + strconv.FormatUint(s.changes.Load(), 10)
@@ -29,7 +29,7 @@ func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetE
 		return s.atlas.GetEncryptionAtRest(ctx, groupID)
 	})
 	if err != nil {
-		return nil, atlasError(ctx, err, groupID, "", nil)
+		return nil, fromAtlas(ctx, err, groupID, nil, nil)
 	}
 	s.observe(groupID, current)
 	return toProto(current), nil
@@ -61,16 +61,16 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 	}
 	defer unlock()
 
-	if req.GetValidateOnly() || r.needsState() {
+	if r.needsState() {
 		current, err := s.atlas.GetEncryptionAtRest(ctx, r.groupID)
 		if err != nil {
-			return nil, atlasError(ctx, err, r.groupID, r.provider.atlas, r.secrets())
+			return nil, fromAtlas(ctx, err, r.groupID, r.provider, r.secrets())
 		}
 		s.observe(r.groupID, current)
 		if err := r.checkState(current); err != nil {
 			return nil, err
 		}
-		if req.GetValidateOnly() {
+		if r.validateOnly {
 			return toProto(r.applied(current)), nil
 		}
 	}
@@ -87,7 +87,7 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 		}
 	}
 	if err != nil {
-		return nil, atlasError(ctx, err, r.groupID, r.provider.atlas, r.secrets())
+		return nil, fromAtlas(ctx, err, r.groupID, r.provider, r.secrets())
 	}
 	s.observe(r.groupID, result)
 	return toProto(result), nil
@@ -98,7 +98,7 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 // requests that break the rules too.
 func DescribeUpdate(req *encryptionv1.UpdateEncryptionAtRestRequest) Mutation {
 	m := Mutation{GroupID: req.GetGroupId(), Action: "update"}
-	if r := newRequest(req); r != nil {
+	if r := newRequest(req); r.provider != nil {
 		m.Provider = r.provider.atlas
 		m.Fields = r.fieldNames()
 		if enabled, ok := r.enabled(); ok {
@@ -121,15 +121,10 @@ func (s *Server) observe(groupID string, cfg *atlas.EncryptionAtRest) {
 	if fn == nil || cfg == nil {
 		return
 	}
-	flag := func(b *bool) bool { return b != nil && *b }
-	if c := cfg.AWSKMS; c != nil {
-		fn(groupID, awsKMS.atlas, flag(c.Enabled), flag(c.Valid))
-	}
-	if c := cfg.AzureKeyVault; c != nil {
-		fn(groupID, azureKeyVault.atlas, flag(c.Enabled), flag(c.Valid))
-	}
-	if c := cfg.GoogleCloudKMS; c != nil {
-		fn(groupID, googleCloudKMS.atlas, flag(c.Enabled), flag(c.Valid))
+	for _, p := range providers {
+		if p.wire.document(cfg).IsValid() {
+			fn(groupID, p.atlas, p.enabled(cfg), p.valid(cfg))
+		}
 	}
 }
 

@@ -319,8 +319,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v2, groupID, ok := parseResourcePath(r.URL.Path)
 	if !ok {
-		writeAPIError(w, r, apiError{status: http.StatusNotFound, code: "RESOURCE_NOT_FOUND",
-			detail: "Cannot find resource " + sanitizePath(r.URL.Path) + "."})
+		writeError(w, r, errorBody(http.StatusNotFound, "RESOURCE_NOT_FOUND", "Cannot find resource "+sanitizePath(r.URL.Path)+"."))
 		return
 	}
 	e.serveResource(w, r, v2, groupID)
@@ -356,8 +355,7 @@ func (e *Emulator) serveResource(w http.ResponseWriter, r *http.Request, v2 bool
 		return
 	}
 	if v2 && !acceptsV2(r.Header.Values("Accept")) {
-		writeAPIError(w, r, apiError{status: http.StatusNotAcceptable, code: "INVALID_VERSION_DATE",
-			detail: "Invalid accept header or version date: this resource requires Accept: " + MediaTypeV2 + "."})
+		writeError(w, r, errorBody(http.StatusNotAcceptable, "INVALID_VERSION_DATE", "Invalid accept header or version date: this resource requires Accept: "+MediaTypeV2+"."))
 		return
 	}
 	var body []byte
@@ -395,20 +393,18 @@ func (e *Emulator) serveResource(w http.ResponseWriter, r *http.Request, v2 bool
 		f.serveAfter(w, v2, doc)
 		return
 	}
-	if aerr, ok := doc.(apiError); ok {
-		writeAPIError(w, r, aerr)
+	if aerr, ok := doc.(*atlas.ErrorBody); ok {
+		writeError(w, r, aerr)
 		return
 	}
 	writeJSON(w, r, status, mediaType(v2), doc)
 }
 
 // handle applies one request to the state and returns the status and the
-// document to answer with: an atlas.EncryptionAtRest or an apiError.
+// document to answer with: an atlas.EncryptionAtRest or an *atlas.ErrorBody.
 func (e *Emulator) handle(method string, v2 bool, groupID string, body []byte) (int, any) {
 	if !hex24Pattern.MatchString(groupID) {
-		return http.StatusBadRequest, apiError{status: http.StatusBadRequest, code: "INVALID_ATTRIBUTE",
-			detail: "Invalid attribute groupId specified.",
-			fields: []atlas.FieldViolation{{Field: "groupId", Description: "must be 24 hexadecimal characters"}}}
+		return http.StatusBadRequest, errorBody(http.StatusBadRequest, "INVALID_ATTRIBUTE", "Invalid attribute groupId specified.", atlas.FieldViolation{Field: "groupId", Description: "must be 24 hexadecimal characters"})
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -417,24 +413,21 @@ func (e *Emulator) handle(method string, v2 bool, groupID string, body []byte) (
 		g.exists = true
 	}
 	if g == nil || !g.exists {
-		return http.StatusNotFound, apiError{status: http.StatusNotFound, code: "GROUP_NOT_FOUND",
-			detail: "No group with ID " + groupID + " exists."}
+		return http.StatusNotFound, errorBody(http.StatusNotFound, "GROUP_NOT_FOUND", "No group with ID "+groupID+" exists.")
 	}
 	switch method {
 	case http.MethodGet:
 		return http.StatusOK, g.view(v2)
 	case http.MethodPatch:
 		if len(body) > maxRequestBody {
-			return http.StatusBadRequest, apiError{status: http.StatusBadRequest, code: "INVALID_JSON",
-				detail: "Received JSON is too large."}
+			return http.StatusBadRequest, errorBody(http.StatusBadRequest, "INVALID_JSON", "Received JSON is too large.")
 		}
 		if aerr := g.patch(body); aerr != nil {
-			return aerr.status, *aerr
+			return aerr.Error, aerr
 		}
 		return http.StatusOK, g.view(v2)
 	default:
-		return http.StatusMethodNotAllowed, apiError{status: http.StatusMethodNotAllowed, code: "METHOD_NOT_ALLOWED",
-			detail: "Method " + method + " is not allowed on this resource."}
+		return http.StatusMethodNotAllowed, errorBody(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Method "+method+" is not allowed on this resource.")
 	}
 }
 
@@ -473,8 +466,7 @@ func (e *Emulator) authenticate(w http.ResponseWriter, r *http.Request, v2 bool)
 		e.mu.Unlock()
 		if !valid {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			writeAPIError(w, r, apiError{status: http.StatusUnauthorized, code: "UNAUTHORIZED",
-				detail: "You are not authorized for this resource."})
+			writeError(w, r, errorBody(http.StatusUnauthorized, "UNAUTHORIZED", "You are not authorized for this resource."))
 		}
 		return valid
 	}
@@ -499,8 +491,7 @@ func (e *Emulator) authenticate(w http.ResponseWriter, r *http.Request, v2 bool)
 	e.mu.Unlock()
 	w.Header().Set("WWW-Authenticate", `Digest realm="`+Realm+`", domain="", nonce="`+nonce+
 		`", algorithm=MD5, qop="auth", stale=`+strconv.FormatBool(stale))
-	writeAPIError(w, r, apiError{status: http.StatusUnauthorized, code: "UNAUTHORIZED",
-		detail: "You are not authorized for this resource."})
+	writeError(w, r, errorBody(http.StatusUnauthorized, "UNAUTHORIZED", "You are not authorized for this resource."))
 	return false
 }
 

@@ -104,7 +104,7 @@ func (f *Fault) serveInstead(w http.ResponseWriter, r *http.Request, v2 bool) {
 		_, _ = w.Write([]byte(f.Body))
 		return
 	}
-	writeAPIError(w, r, apiError{status: status, code: faultCode(status), detail: "Injected fault."})
+	writeError(w, r, errorBody(status, faultCode(status), "Injected fault."))
 }
 
 // serveAfter spoils the answer to a processed request.
@@ -117,9 +117,6 @@ func (f *Fault) serveAfter(w http.ResponseWriter, v2 bool, doc any) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte(`{"awsKms": {"enabled": tru`))
 	case f.Truncated:
-		if aerr, ok := doc.(apiError); ok {
-			doc = aerr.doc()
-		}
 		b, _ := json.Marshal(doc)
 		head := "HTTP/1.1 200 OK\r\nContent-Type: " + mediaType(v2) +
 			"\r\nContent-Length: " + strconv.Itoa(len(b)) + "\r\n\r\n"

@@ -7,40 +7,12 @@ import (
 	"github.com/encryptiond/encryptiond/atlas"
 )
 
-// apiErrorDoc is Atlas's ApiError document. Parameters is always an empty
-// array: the spec types its items as objects, and the emulator has nothing
-// to put there that would not echo request values.
-type apiErrorDoc struct {
-	BadRequestDetail *badRequestDetail `json:"badRequestDetail,omitempty"`
-	Detail           string            `json:"detail"`
-	Error            int               `json:"error"`
-	ErrorCode        string            `json:"errorCode"`
-	Parameters       []any             `json:"parameters"`
-	Reason           string            `json:"reason"`
-}
-
-type badRequestDetail struct {
-	Fields []atlas.FieldViolation `json:"fields"`
-}
-
-// writeAPIError answers with an ApiError (always application/json, as Atlas).
-func writeAPIError(w http.ResponseWriter, r *http.Request, e apiError) {
-	writeJSON(w, r, e.status, MediaTypeJSON, e.doc())
-}
-
-// doc returns e as Atlas's ApiError document.
-func (e apiError) doc() apiErrorDoc {
-	doc := apiErrorDoc{
-		Detail:     e.detail,
-		Error:      e.status,
-		ErrorCode:  e.code,
-		Parameters: []any{},
-		Reason:     http.StatusText(e.status),
-	}
-	if len(e.fields) > 0 {
-		doc.BadRequestDetail = &badRequestDetail{Fields: e.fields}
-	}
-	return doc
+// writeError answers with an ApiError (always application/json, as Atlas).
+// Its parameters are always an empty array: the spec types their items as
+// objects, and the emulator has nothing to put there that would not echo
+// request values.
+func writeError(w http.ResponseWriter, r *http.Request, e *atlas.ErrorBody) {
+	writeJSON(w, r, e.Error, MediaTypeJSON, e)
 }
 
 // writeJSON answers with doc, honouring the pretty and envelope query

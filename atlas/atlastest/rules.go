@@ -70,41 +70,44 @@ func newGroup() *group {
 	return &group{invalid: map[string]bool{}, inUse: map[string]bool{}}
 }
 
-// apiError is an Atlas ApiError answer.
-type apiError struct {
-	status int
-	code   string
-	detail string
-	fields []atlas.FieldViolation
+// errorBody is an Atlas ApiError answer with status, errorCode and detail,
+// naming the rejected fields if any.
+func errorBody(status int, code, detail string, fields ...atlas.FieldViolation) *atlas.ErrorBody {
+	b := &atlas.ErrorBody{
+		Error:      status,
+		ErrorCode:  code,
+		Detail:     detail,
+		Reason:     http.StatusText(status),
+		Parameters: []any{},
+	}
+	if len(fields) > 0 {
+		b.BadRequestDetail = &atlas.BadRequestDetail{Fields: fields}
+	}
+	return b
 }
 
-func invalidJSON() *apiError {
-	return &apiError{status: http.StatusBadRequest, code: "INVALID_JSON", detail: "Received JSON is malformed."}
+func invalidJSON() *atlas.ErrorBody {
+	return errorBody(http.StatusBadRequest, "INVALID_JSON", "Received JSON is malformed.")
 }
 
-func invalidAttribute(fields ...atlas.FieldViolation) *apiError {
-	return &apiError{status: http.StatusBadRequest, code: "INVALID_ATTRIBUTE",
-		detail: "Invalid attribute " + fields[0].Field + " specified.", fields: fields}
+func invalidAttribute(fields ...atlas.FieldViolation) *atlas.ErrorBody {
+	return errorBody(http.StatusBadRequest, "INVALID_ATTRIBUTE", "Invalid attribute "+fields[0].Field+" specified.", fields...)
 }
 
-func invalidEnum(field string) *apiError {
-	return &apiError{status: http.StatusBadRequest, code: "INVALID_ENUM_VALUE",
-		detail: "An invalid enumeration value was specified for " + field + ".",
-		fields: []atlas.FieldViolation{{Field: field, Description: "not one of the allowed values"}}}
+func invalidEnum(field string) *atlas.ErrorBody {
+	return errorBody(http.StatusBadRequest, "INVALID_ENUM_VALUE", "An invalid enumeration value was specified for "+field+".", atlas.FieldViolation{Field: field, Description: "not one of the allowed values"})
 }
 
-func missingAttributes(fields []atlas.FieldViolation) *apiError {
-	return &apiError{status: http.StatusBadRequest, code: "MISSING_ATTRIBUTE",
-		detail: "The required attribute " + fields[0].Field + " was not specified.", fields: fields}
+func missingAttributes(fields []atlas.FieldViolation) *atlas.ErrorBody {
+	return errorBody(http.StatusBadRequest, "MISSING_ATTRIBUTE", "The required attribute "+fields[0].Field+" was not specified.", fields...)
 }
 
-func cannotDisable(provider string) *apiError {
-	return &apiError{status: http.StatusConflict, code: "CANNOT_DISABLE_ENCRYPTION_AT_REST",
-		detail: "Cannot disable encryption at rest for " + provider + " while clusters use it; set their encryption provider to NONE first."}
+func cannotDisable(provider string) *atlas.ErrorBody {
+	return errorBody(http.StatusConflict, "CANNOT_DISABLE_ENCRYPTION_AT_REST", "Cannot disable encryption at rest for "+provider+" while clusters use it; set their encryption provider to NONE first.")
 }
 
 // patch applies a PATCH body to g, or changes nothing and returns why not.
-func (g *group) patch(body []byte) *apiError {
+func (g *group) patch(body []byte) *atlas.ErrorBody {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
 		return invalidJSON()
@@ -112,9 +115,9 @@ func (g *group) patch(body []byte) *apiError {
 	if bad := unknownFields("", top, topFields); len(bad) > 0 {
 		return invalidAttribute(bad...)
 	}
-	var conflict *apiError
-	keep := func(aerr *apiError) *apiError { // remember a 409, report a 400 now
-		if aerr != nil && aerr.status == http.StatusConflict {
+	var conflict *atlas.ErrorBody
+	keep := func(aerr *atlas.ErrorBody) *atlas.ErrorBody { // remember a 409, report a 400 now
+		if aerr != nil && aerr.Error == http.StatusConflict {
 			if conflict == nil {
 				conflict = aerr
 			}
@@ -123,7 +126,7 @@ func (g *group) patch(body []byte) *apiError {
 		return aerr
 	}
 	aws, azure, gcp, searchNodes := g.aws, g.azure, g.gcp, g.searchNodes
-	var aerr *apiError
+	var aerr *atlas.ErrorBody
 	if aws, aerr = patchDoc(top, ProviderAWS, awsFields, aws, g.inUse[ProviderAWS], patchAWS); keep(aerr) != nil {
 		return aerr
 	}
@@ -149,7 +152,7 @@ func (g *group) patch(body []byte) *apiError {
 // patchDoc applies the provider document name of a PATCH body, if the body
 // has one, to cur with apply; it returns cur unchanged otherwise.
 func patchDoc[T any](top map[string]json.RawMessage, name string, allowed []string, cur *T, inUse bool,
-	apply func(cur, u *T, inUse bool) (*T, *apiError)) (*T, *apiError) {
+	apply func(cur, u *T, inUse bool) (*T, *atlas.ErrorBody)) (*T, *atlas.ErrorBody) {
 	raw, ok := present(top, name)
 	if !ok {
 		return cur, nil
@@ -187,7 +190,7 @@ func unknownFields(prefix string, m map[string]json.RawMessage, allowed []string
 
 // decodeDoc decodes one provider document into dst, refusing unknown fields
 // and wrongly typed values.
-func decodeDoc(name string, raw json.RawMessage, allowed []string, dst any) *apiError {
+func decodeDoc(name string, raw json.RawMessage, allowed []string, dst any) *atlas.ErrorBody {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return invalidAttribute(atlas.FieldViolation{Field: name, Description: "must be an object"})
@@ -249,7 +252,7 @@ func disabling(enabled *bool, others ...bool) (disable, extra bool) {
 }
 
 // disable applies rule 3 to a provider currently configured as cur.
-func disable[T any](provider string, cur *T, extra, inUse bool) (*T, *apiError) {
+func disable[T any](provider string, cur *T, extra, inUse bool) (*T, *atlas.ErrorBody) {
 	switch {
 	case extra:
 		return cur, invalidAttribute(atlas.FieldViolation{Field: provider + ".enabled",
@@ -262,7 +265,7 @@ func disable[T any](provider string, cur *T, extra, inUse bool) (*T, *apiError) 
 	return nil, nil
 }
 
-func patchAWS(cur, u *atlas.AWSKMSConfiguration, inUse bool) (*atlas.AWSKMSConfiguration, *apiError) {
+func patchAWS(cur, u *atlas.AWSKMSConfiguration, inUse bool) (*atlas.AWSKMSConfiguration, *atlas.ErrorBody) {
 	if u.Region != nil && !slices.Contains(atlas.AWSRegions(), *u.Region) {
 		return cur, invalidEnum(ProviderAWS + ".region")
 	}
@@ -320,14 +323,12 @@ func patchAWS(cur, u *atlas.AWSKMSConfiguration, inUse bool) (*atlas.AWSKMSConfi
 	return &m, nil
 }
 
-func patchAzure(cur, u *atlas.AzureKeyVault, inUse bool) (*atlas.AzureKeyVault, *apiError) {
+func patchAzure(cur, u *atlas.AzureKeyVault, inUse bool) (*atlas.AzureKeyVault, *atlas.ErrorBody) {
 	if u.AzureEnvironment != nil && !slices.Contains(atlas.AzureEnvironments(), *u.AzureEnvironment) {
 		return cur, invalidEnum(ProviderAzure + ".azureEnvironment")
 	}
 	if u.KeyIdentifier != nil && !validKeyIdentifier(*u.KeyIdentifier) {
-		return cur, &apiError{status: http.StatusBadRequest, code: "AZURE_KEY_VAULT_KEY_IDENTIFIER_INVALID_FORMAT",
-			detail: "The Azure Key Vault key identifier is not in the expected format https://<vault>/keys/<name>/<version>.",
-			fields: []atlas.FieldViolation{{Field: ProviderAzure + ".keyIdentifier", Description: "invalid format"}}}
+		return cur, errorBody(http.StatusBadRequest, "AZURE_KEY_VAULT_KEY_IDENTIFIER_INVALID_FORMAT", "The Azure Key Vault key identifier is not in the expected format https://<vault>/keys/<name>/<version>.", atlas.FieldViolation{Field: ProviderAzure + ".keyIdentifier", Description: "invalid format"})
 	}
 	c := checks{prefix: ProviderAzure + "."}
 	c.match("subscriptionID", u.SubscriptionID, uuidPattern, "must be a UUID")
@@ -394,7 +395,7 @@ func patchAzure(cur, u *atlas.AzureKeyVault, inUse bool) (*atlas.AzureKeyVault, 
 	return &m, nil
 }
 
-func patchGCP(cur, u *atlas.GoogleCloudKMS, inUse bool) (*atlas.GoogleCloudKMS, *apiError) {
+func patchGCP(cur, u *atlas.GoogleCloudKMS, inUse bool) (*atlas.GoogleCloudKMS, *atlas.ErrorBody) {
 	c := checks{prefix: ProviderGCP + "."}
 	c.match("keyVersionResourceID", u.KeyVersionResourceID, gcpKeyPattern,
 		"must be projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>/cryptoKeyVersions/<n>")

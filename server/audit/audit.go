@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -22,6 +21,7 @@ import (
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 	"github.com/encryptiond/encryptiond/server"
 	"github.com/encryptiond/encryptiond/server/caller"
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 // Outcomes of an audited mutation.
@@ -94,18 +94,11 @@ func Outcome(m server.Mutation, err error) string {
 		return OutcomeApplied
 	}
 	st := status.Convert(err)
-	for _, d := range st.Details() {
-		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			if info.GetMetadata()[server.MetadataOutcome] == server.OutcomeUnknown {
-				return OutcomeUnknown
-			}
-			switch info.GetReason() {
-			case server.ReasonOutcomeUnknown:
-				return OutcomeUnknown
-			case server.ReasonAppliedUnreadable:
-				return OutcomeApplied
-			}
-		}
+	switch info := failure.Parse(st).Info; {
+	case info.Outcome == failure.OutcomeUnknown, info.Reason == failure.ReasonOutcomeUnknown:
+		return OutcomeUnknown
+	case info.Reason == failure.ReasonAppliedUnreadable:
+		return OutcomeApplied
 	}
 	switch st.Code() {
 	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange, codes.NotFound,

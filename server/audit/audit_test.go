@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -18,15 +17,11 @@ import (
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 	"github.com/encryptiond/encryptiond/server"
 	"github.com/encryptiond/encryptiond/server/caller"
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 func outcomeUnknown(code codes.Code) error {
-	st, err := status.New(code, "may or may not have been applied").WithDetails(
-		&errdetails.ErrorInfo{Reason: server.ReasonOutcomeUnknown, Domain: server.DomainAtlas})
-	if err != nil {
-		panic(err)
-	}
-	return st.Err()
+	return failure.New(code, "may or may not have been applied", failure.Info{Reason: failure.ReasonOutcomeUnknown, Domain: failure.DomainAtlas})
 }
 
 func TestOutcome(t *testing.T) {

@@ -34,14 +34,15 @@
 // caller may read and change every project; only the rate limit applies.
 //
 // Rate-limit buckets are kept per identity. Anonymous callers (without
-// Authenticate) get one bucket per IP address when they call over TCP; all
-// other anonymous calls share one bucket, REST calls among them, because the
-// gateway's in-process connection does not carry the HTTP client's address.
+// Authenticate) get one bucket per IP address: for a REST call, the HTTP
+// client's address, which the daemon's gateway passes along
+// (caller.ForwardedFor); for a gRPC call, the TCP peer's. Anonymous calls
+// with neither (a Unix socket, say) share one bucket.
 //
-// Every refusal carries a google.rpc.ErrorInfo in the domain "encryptiond"
-// with the reason UNAUTHENTICATED, PERMISSION_DENIED or RATE_LIMITED and
-// the metadata httpStatus (401, 403, 429) and groupId (when the request has
-// one, cut to 128 bytes), for the REST layer.
+// Every refusal carries a google.rpc.ErrorInfo (package failure) in the
+// domain "encryptiond" with the reason UNAUTHENTICATED, PERMISSION_DENIED or
+// RATE_LIMITED and the metadata httpStatus (401, 403, 429) and groupId
+// (when the request has one, cut to 128 bytes), for the REST layer.
 //
 // The group id is taken from the request as it is and matched exactly: a
 // malformed id is allowed only to a caller allowed all projects, and the
@@ -56,31 +57,20 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/protoadapt"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
-	"github.com/encryptiond/encryptiond/server"
 	"github.com/encryptiond/encryptiond/server/caller"
-)
-
-// ErrorInfo reasons of the interceptor's refusals, in the domain
-// server.DomainService.
-const (
-	ReasonUnauthenticated  = "UNAUTHENTICATED"
-	ReasonPermissionDenied = "PERMISSION_DENIED"
-	ReasonRateLimited      = "RATE_LIMITED"
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 // DefaultMaxCallers is the number of rate-limit buckets kept when
@@ -226,25 +216,24 @@ func (i *interceptor) decide(ctx context.Context, method string, req any) error 
 	case !known:
 		// checkService rules this out for the generated service; refuse
 		// rather than guess if a method is served by other means.
-		return refusal(codes.PermissionDenied, ReasonPermissionDenied, 403, groupID,
+		return refusal(codes.PermissionDenied, failure.ReasonPermissionDenied, http.StatusForbidden, groupID,
 			fmt.Sprintf("method %s is not covered by the authorization policy", printable(method)))
 	case i.authenticate && id == caller.Anonymous:
-		return refusal(codes.Unauthenticated, ReasonUnauthenticated, 401, groupID,
+		return refusal(codes.Unauthenticated, failure.ReasonUnauthenticated, http.StatusUnauthorized, groupID,
 			"a client certificate signed by the configured client CA is required")
 	}
 	if i.buckets != nil {
 		key, who := rateKey(ctx, id)
 		if wait := i.buckets.take(key, i.now()); wait > 0 {
 			wait = (wait + time.Millisecond - 1).Truncate(time.Millisecond) // whole ms, never early
-			st := status.New(codes.ResourceExhausted,
-				fmt.Sprintf("%s made too many requests: retry in %v", who, wait))
-			return withDetails(st,
-				errorInfo(ReasonRateLimited, 429, groupID),
-				&errdetails.RetryInfo{RetryDelay: durationpb.New(wait)})
+			return failure.New(codes.ResourceExhausted,
+				fmt.Sprintf("%s made too many requests: retry in %v", who, wait),
+				serviceInfo(failure.ReasonRateLimited, http.StatusTooManyRequests, groupID),
+				failure.RetryInfo(wait))
 		}
 	}
 	if i.authenticate && !i.policy.Allows(id, groupID, action) {
-		return refusal(codes.PermissionDenied, ReasonPermissionDenied, 403, groupID,
+		return refusal(codes.PermissionDenied, failure.ReasonPermissionDenied, http.StatusForbidden, groupID,
 			fmt.Sprintf("caller %s may not %s project %s", printable(id), action.verb(), printable(groupID)))
 	}
 	return nil
@@ -279,22 +268,11 @@ func rateKey(ctx context.Context, id string) (key, who string) {
 
 // refusal is a status refusing a call, with its ErrorInfo.
 func refusal(code codes.Code, reason string, httpStatus int, groupID, msg string) error {
-	return withDetails(status.New(code, msg), errorInfo(reason, httpStatus, groupID))
+	return failure.New(code, msg, serviceInfo(reason, httpStatus, groupID))
 }
 
-func errorInfo(reason string, httpStatus int, groupID string) *errdetails.ErrorInfo {
-	md := map[string]string{"httpStatus": strconv.Itoa(httpStatus)}
-	if groupID != "" {
-		md["groupId"] = truncate(groupID)
-	}
-	return &errdetails.ErrorInfo{Reason: reason, Domain: server.DomainService, Metadata: md}
-}
-
-func withDetails(st *status.Status, details ...protoadapt.MessageV1) error {
-	if withDetails, err := st.WithDetails(details...); err == nil {
-		st = withDetails
-	}
-	return st.Err()
+func serviceInfo(reason string, httpStatus int, groupID string) failure.Info {
+	return failure.Info{Domain: failure.DomainService, Reason: reason, HTTPStatus: httpStatus, GroupID: groupID}
 }
 
 // maxEcho bounds how much of a caller-supplied string a refusal repeats.

@@ -29,6 +29,7 @@ import (
 
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 	"github.com/encryptiond/encryptiond/server/caller"
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 // testIdentityKey is the metadata key in which tests name the caller; the
@@ -199,9 +200,9 @@ func TestInterceptor(t *testing.T) {
 	policy := mustParse(t, examplePolicy)
 	const malformed = "NOT-A-GROUP"
 	denied := func(msg, group string) refused {
-		return refused{codes.PermissionDenied, msg, ReasonPermissionDenied, map[string]string{"httpStatus": "403", "groupId": group}}
+		return refused{codes.PermissionDenied, msg, failure.ReasonPermissionDenied, map[string]string{"httpStatus": "403", "groupId": group}}
 	}
-	unauthenticated := refused{codes.Unauthenticated, "client certificate", ReasonUnauthenticated, map[string]string{"httpStatus": "401", "groupId": group1}}
+	unauthenticated := refused{codes.Unauthenticated, "client certificate", failure.ReasonUnauthenticated, map[string]string{"httpStatus": "401", "groupId": group1}}
 	tests := []struct {
 		name     string
 		cfg      Config
@@ -214,7 +215,7 @@ func TestInterceptor(t *testing.T) {
 		{"allowed write", Config{Authenticate: true, Policy: policy}, keyAdmin, group1, Write, nil},
 		{"allowed read by auditor", Config{Authenticate: true, Policy: policy}, auditor, group1, Read, nil},
 		{"denied write", Config{Authenticate: true, Policy: policy}, keyAdmin, group2, Write,
-			&refused{codes.PermissionDenied, "caller " + keyAdmin + " may not change project " + group2, ReasonPermissionDenied, map[string]string{"httpStatus": "403", "groupId": group2}}},
+			&refused{codes.PermissionDenied, "caller " + keyAdmin + " may not change project " + group2, failure.ReasonPermissionDenied, map[string]string{"httpStatus": "403", "groupId": group2}}},
 		{"denied write by auditor", Config{Authenticate: true, Policy: policy}, auditor, group1, Write,
 			ptr(denied("caller "+auditor+" may not change project "+group1, group1))},
 		{"denied read by stranger", Config{Authenticate: true, Policy: policy}, stranger, group1, Read,
@@ -226,7 +227,7 @@ func TestInterceptor(t *testing.T) {
 		{"malformed group, some projects: denied", Config{Authenticate: true, Policy: policy}, keyAdmin, malformed, Write,
 			ptr(denied("may not change project NOT-A-GROUP", malformed))},
 		{"empty group: denied", Config{Authenticate: true, Policy: policy}, keyAdmin, "", Write,
-			&refused{codes.PermissionDenied, `may not change project ""`, ReasonPermissionDenied, map[string]string{"httpStatus": "403"}}},
+			&refused{codes.PermissionDenied, `may not change project ""`, failure.ReasonPermissionDenied, map[string]string{"httpStatus": "403"}}},
 		{"no policy: read", Config{Authenticate: true}, stranger, group1, Read, nil},
 		{"no policy: write denied", Config{Authenticate: true}, keyAdmin, group1, Write,
 			ptr(denied("caller "+keyAdmin+" may not change project "+group1, group1))},
@@ -301,7 +302,7 @@ func TestInterceptorRateLimit(t *testing.T) {
 	}
 	err = ts.call(ctx, auditor, group1, Read)
 	checkRefusal(t, "second read", err, refused{codes.ResourceExhausted, "caller " + auditor + " made too many requests: retry in 100ms",
-		ReasonRateLimited, map[string]string{"httpStatus": "429", "groupId": group1}})
+		failure.ReasonRateLimited, map[string]string{"httpStatus": "429", "groupId": group1}})
 	retry := retryInfoOf(err)
 	if retry == nil {
 		t.Fatalf("second read = %v, want a RetryInfo", err)
@@ -315,7 +316,7 @@ func TestInterceptorRateLimit(t *testing.T) {
 	if err := ts.call(ctx, keyAdmin, group1, Read); err != nil {
 		t.Errorf("read by another caller = %v, want nil", err)
 	}
-	checkRefusal(t, "anonymous read", ts.call(ctx, "", group1, Read), refused{codes.Unauthenticated, "", ReasonUnauthenticated, map[string]string{"httpStatus": "401", "groupId": group1}})
+	checkRefusal(t, "anonymous read", ts.call(ctx, "", group1, Read), refused{codes.Unauthenticated, "", failure.ReasonUnauthenticated, map[string]string{"httpStatus": "401", "groupId": group1}})
 	if got := i.buckets.len(); got != 2 {
 		t.Errorf("buckets = %d, want 2", got)
 	}
@@ -327,7 +328,7 @@ func TestInterceptorRateLimit(t *testing.T) {
 
 	// A refused write counts against the caller's rate too.
 	clock.Advance(time.Second)
-	checkRefusal(t, "write", ts.call(ctx, auditor, group1, Write), refused{codes.PermissionDenied, "may not change", ReasonPermissionDenied, map[string]string{"httpStatus": "403", "groupId": group1}})
+	checkRefusal(t, "write", ts.call(ctx, auditor, group1, Write), refused{codes.PermissionDenied, "may not change", failure.ReasonPermissionDenied, map[string]string{"httpStatus": "403", "groupId": group1}})
 	if err := ts.call(ctx, auditor, group1, Read); status.Code(err) != codes.ResourceExhausted {
 		t.Errorf("read after a refused write = %v, want RESOURCE_EXHAUSTED", err)
 	}
@@ -350,7 +351,7 @@ func TestInterceptorRateLimitOpen(t *testing.T) {
 	// bufconn peers have no IP address: anonymous callers share a bucket.
 	err = ts.call(t.Context(), "", group2, Read)
 	checkRefusal(t, "second anonymous read", err, refused{codes.ResourceExhausted, "anonymous callers made too many requests: retry in 1s",
-		ReasonRateLimited, map[string]string{"httpStatus": "429", "groupId": group2}})
+		failure.ReasonRateLimited, map[string]string{"httpStatus": "429", "groupId": group2}})
 }
 
 func TestHealthAndReflectionNotGated(t *testing.T) {
@@ -475,7 +476,7 @@ func TestUnknownMethodDenied(t *testing.T) {
 	handler := func(context.Context, any) (any, error) { return nil, nil }
 	_, err = i.intercept(t.Context(), &encryptionv1.GetEncryptionAtRestRequest{GroupId: group1}, info, handler)
 	checkRefusal(t, "DeleteEncryptionAtRest", err, refused{codes.PermissionDenied, "not covered by the authorization policy",
-		ReasonPermissionDenied, map[string]string{"httpStatus": "403", "groupId": group1}})
+		failure.ReasonPermissionDenied, map[string]string{"httpStatus": "403", "groupId": group1}})
 }
 
 func TestRateKey(t *testing.T) {

@@ -1,10 +1,10 @@
 package authz
 
 import (
-	"container/list"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"golang.org/x/time/rate"
 )
 
@@ -12,31 +12,38 @@ import (
 // bucket idle long enough to have refilled is indistinguishable from a new
 // one and is dropped, and beyond max keys the least recently used bucket is
 // dropped (that caller starts again with a full bucket).
+//
+// The buckets are golang.org/x/time/rate limiters; the bookkeeping is
+// hashicorp/golang-lru's simplelru, whose oldest entry is also the one idle
+// longest, so dropping idle buckets is a look at the oldest. (Its expirable
+// LRU expires entries a fixed time after they are added, not after they
+// were last used, and runs a goroutine.)
 type buckets struct {
 	limit rate.Limit
 	burst int
-	max   int
 	// idle is how long an emptied bucket takes to refill.
 	idle time.Duration
 
-	mu    sync.Mutex
-	byKey map[string]*list.Element // values are *bucket
-	lru   list.List                // front: most recently used
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, *bucket]
 }
 
 type bucket struct {
-	key  string
 	lim  *rate.Limiter
 	last time.Time
 }
 
 func newBuckets(limit float64, burst, max int) *buckets {
+	lru, err := simplelru.NewLRU[string, *bucket](max, nil)
+	if err != nil {
+		// Only for max <= 0, which NewInterceptor rules out.
+		panic("authz: " + err.Error())
+	}
 	return &buckets{
 		limit: rate.Limit(limit),
 		burst: burst,
-		max:   max,
 		idle:  time.Duration(float64(burst) / limit * float64(time.Second)),
-		byKey: make(map[string]*list.Element),
+		lru:   lru,
 	}
 }
 
@@ -58,39 +65,30 @@ func (b *buckets) take(key string, now time.Time) time.Duration {
 	return 0
 }
 
-// limiter returns key's limiter, creating it, and drops stale buckets.
+// limiter returns key's limiter, creating it, and drops idle buckets.
 // b.mu must be held.
 func (b *buckets) limiter(key string, now time.Time) *rate.Limiter {
-	for e := b.lru.Back(); e != nil; e = b.lru.Back() {
-		if bk := e.Value.(*bucket); now.Sub(bk.last) < b.idle {
+	for {
+		_, oldest, ok := b.lru.GetOldest()
+		if !ok || now.Sub(oldest.last) < b.idle {
 			break
 		}
-		b.remove(e)
+		b.lru.RemoveOldest()
 	}
-	if e, ok := b.byKey[key]; ok {
-		bk := e.Value.(*bucket)
+	if bk, ok := b.lru.Get(key); ok {
 		if now.After(bk.last) {
 			bk.last = now
 		}
-		b.lru.MoveToFront(e)
 		return bk.lim
 	}
-	bk := &bucket{key: key, lim: rate.NewLimiter(b.limit, b.burst), last: now}
-	b.byKey[key] = b.lru.PushFront(bk)
-	for len(b.byKey) > b.max {
-		b.remove(b.lru.Back())
-	}
+	bk := &bucket{lim: rate.NewLimiter(b.limit, b.burst), last: now}
+	b.lru.Add(key, bk) // drops the least recently used beyond max
 	return bk.lim
-}
-
-func (b *buckets) remove(e *list.Element) {
-	delete(b.byKey, e.Value.(*bucket).key)
-	b.lru.Remove(e)
 }
 
 // len is the number of buckets held.
 func (b *buckets) len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.byKey)
+	return b.lru.Len()
 }

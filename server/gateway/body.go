@@ -8,141 +8,84 @@ import (
 	"io"
 	"net/http"
 	"reflect"
-	"regexp"
-	"sort"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
-// jsonMarshaler is the gateway's only marshaler. It writes protojson with
-// Atlas's field spelling (the proto json_name) and leaves unpopulated fields
-// out, and it reads request bodies strictly: an unknown field, a value of the
-// wrong type, two members of a oneof or anything that is not one JSON object
-// is refused with a message of its own that names the field but never
-// quotes a value, because protojson's messages do quote values and a value
-// may be a secret.
-type jsonMarshaler struct {
-	// bodyFields maps a body message to the request field that holds it
-	// (ProviderConfig → "config"), so that a refusal can name the field by
-	// its path in the request, as the service does.
-	bodyFields map[protoreflect.FullName]string
-}
+// jsonMarshaler is the ServeMux's only marshaler: protojson with Atlas's
+// field spelling (the proto json_name), unpopulated fields left out, and
+// compact output. Its decoder is strict (no unknown fields), and its errors
+// never carry protojson's text, which quotes values: by the time it runs,
+// checkBody has already refused every body it would refuse, each with a
+// message of its own.
+type jsonMarshaler struct{}
 
-var _ runtime.Marshaler = (*jsonMarshaler)(nil)
+var _ runtime.Marshaler = jsonMarshaler{}
 
 // ContentType is application/json for every message.
-func (*jsonMarshaler) ContentType(any) string { return "application/json" }
+func (jsonMarshaler) ContentType(any) string { return "application/json" }
 
-// Marshal writes v as protojson, or as encoding/json if it is not a message.
-func (*jsonMarshaler) Marshal(v any) ([]byte, error) {
-	if m, ok := v.(proto.Message); ok {
-		return protojson.Marshal(m)
+// Marshal writes v as compact protojson (protojson varies its whitespace on
+// purpose; compact output is stable), or as encoding/json if v is not a
+// message.
+func (jsonMarshaler) Marshal(v any) ([]byte, error) {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return json.Marshal(v)
 	}
-	return json.Marshal(v)
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Compact(&out, b); err != nil {
+		return b, nil
+	}
+	return out.Bytes(), nil
 }
 
-// Unmarshal reads data into v as NewDecoder does.
-func (m *jsonMarshaler) Unmarshal(data []byte, v any) error {
-	if r := m.decode(data, v); r != nil {
-		return r
+// errUndecodable is the decoder's only error. checkBody refuses what
+// protojson would, so it does not happen.
+var errUndecodable = errors.New("The request body does not match this API's JSON schema (see /openapi.json).")
+
+// Unmarshal decodes data into v strictly.
+func (jsonMarshaler) Unmarshal(data []byte, v any) error {
+	m, ok := target(v)
+	if !ok || protojson.Unmarshal(data, m) != nil {
+		return errUndecodable
 	}
 	return nil
 }
 
+// NewDecoder returns a Decoder that reads all of r and decodes it as
+// Unmarshal does.
+func (j jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return errUndecodable
+		}
+		return j.Unmarshal(data, v)
+	})
+}
+
 // NewEncoder returns an Encoder that writes what Marshal writes.
-func (m *jsonMarshaler) NewEncoder(w io.Writer) runtime.Encoder {
+func (j jsonMarshaler) NewEncoder(w io.Writer) runtime.Encoder {
 	return runtime.EncoderFunc(func(v any) error {
-		b, err := m.Marshal(v)
+		b, err := j.Marshal(v)
 		if err != nil {
 			return err
 		}
 		_, err = w.Write(b)
 		return err
 	})
-}
-
-// NewDecoder returns a Decoder that reads all of r, which must hold exactly
-// one JSON object. When r is a request body installed by the gateway's
-// handler, a refusal is also recorded for the error handler, which then
-// answers with the refusal's HTTP status and shape; the generated code only
-// passes on the error's text.
-func (m *jsonMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
-	return runtime.DecoderFunc(func(v any) error {
-		body, _ := r.(*requestBody)
-		data, err := io.ReadAll(r)
-		var ref *refusal
-		switch {
-		case err != nil:
-			ref = unreadableBody(err)
-		default:
-			ref = m.decode(data, v)
-		}
-		if ref == nil {
-			return nil
-		}
-		if body != nil {
-			body.state.refuse(ref)
-		}
-		return ref
-	})
-}
-
-// requestBody is the body the gateway's handler passes to the ServeMux: the
-// client's body behind http.MaxBytesReader, and the request's state, where
-// the decoder records a refusal.
-type requestBody struct {
-	io.ReadCloser
-	state *requestState
-}
-
-// unreadableBody is the refusal of a body that could not be read: too large,
-// or cut off by the client.
-func unreadableBody(err error) *refusal {
-	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-		return bodyTooLarge(mbe.Limit)
-	}
-	return &refusal{
-		httpStatus: http.StatusBadRequest,
-		reason:     reasonInvalidJSON,
-		message:    "The request body could not be read to its end.",
-	}
-}
-
-// bodyTooLarge is the refusal of a body larger than limit bytes.
-func bodyTooLarge(limit int64) *refusal {
-	return &refusal{
-		httpStatus: http.StatusRequestEntityTooLarge,
-		reason:     reasonBodyTooLarge,
-		message:    fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit),
-	}
-}
-
-// decode unmarshals data into v, a proto.Message or a pointer to a nil
-// message pointer as the generated code passes it, and explains a failure.
-// protojson decides what is accepted; diagnose only explains its refusal.
-func (m *jsonMarshaler) decode(data []byte, v any) *refusal {
-	msg, ok := target(v)
-	if !ok {
-		// Not a message: nothing in this API decodes one from a body.
-		return &refusal{httpStatus: http.StatusBadRequest, reason: reasonInvalidJSON, message: "The request body cannot be read for this route."}
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return &refusal{
-			httpStatus: http.StatusBadRequest,
-			reason:     reasonInvalidJSON,
-			message:    `The request body is empty: send a JSON object, e.g. {"awsKms": {"enabled": false}}.`,
-		}
-	}
-	err := protojson.Unmarshal(data, msg)
-	if err == nil {
-		return nil
-	}
-	md := msg.ProtoReflect().Descriptor()
-	return diagnose(data, md, m.bodyFields[md.FullName()], err)
 }
 
 // target finds the message that v points to, allocating it if v is a
@@ -164,11 +107,49 @@ func target(v any) (proto.Message, bool) {
 	return m, ok
 }
 
-// diagnose explains why protojson refused data as md. It never quotes a value
-// from data: it names fields (the keys of the object) and JSON kinds, and
-// positions of syntax errors. prefix is the request field holding the body
-// ("config"), for the proto paths of field violations.
-func diagnose(data []byte, md protoreflect.MessageDescriptor, prefix string, perr error) *refusal {
+// bodyTooLarge is the refusal of a body larger than limit bytes.
+func bodyTooLarge(limit int64) *refusal {
+	return &refusal{
+		httpStatus: http.StatusRequestEntityTooLarge,
+		reason:     failure.ReasonBodyTooLarge,
+		message:    fmt.Sprintf("The request body is larger than the limit of %d bytes.", limit),
+	}
+}
+
+// readBody reads a request body up to limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *refusal) {
+	if r.Body == nil {
+		return nil, nil
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		return nil, bodyTooLarge(mbe.Limit)
+	}
+	if err != nil {
+		return nil, &refusal{
+			httpStatus: http.StatusBadRequest,
+			reason:     failure.ReasonInvalidJSON,
+			message:    "The request body could not be read to its end.",
+		}
+	}
+	return data, nil
+}
+
+// checkBody refuses data unless it is one JSON object that protojson
+// decodes into md, strictly. It explains a refusal without ever quoting a
+// value from data: it names fields (the keys of the object, by their path)
+// and JSON kinds, and positions of syntax errors. prefix is the request
+// field holding the body ("config"), for the proto paths of field
+// violations.
+func checkBody(data []byte, md protoreflect.MessageDescriptor, prefix string) *refusal {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return &refusal{
+			httpStatus: http.StatusBadRequest,
+			reason:     failure.ReasonInvalidJSON,
+			message:    `The request body is empty: send a JSON object, e.g. {"awsKms": {"enabled": false}}.`,
+		}
+	}
+	// Syntax first, and that the body is one object.
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
@@ -178,24 +159,32 @@ func diagnose(data []byte, md protoreflect.MessageDescriptor, prefix string, per
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &refusal{
 			httpStatus: http.StatusBadRequest,
-			reason:     reasonInvalidJSON,
+			reason:     failure.ReasonInvalidJSON,
 			message:    "The request body must hold one JSON object and nothing after it.",
 		}
 	}
-	obj, ok := v.(map[string]any)
-	if !ok {
+	if _, ok := v.(map[string]any); !ok {
 		return &refusal{
 			httpStatus: http.StatusBadRequest,
-			reason:     reasonInvalidJSON,
+			reason:     failure.ReasonInvalidJSON,
 			message:    fmt.Sprintf("The request body must be a JSON object, not %s.", jsonKind(v)),
 		}
 	}
+	// Then every key against the descriptors, in the body's order.
 	var w walker
-	w.walk(obj, md, "", prefix)
+	dec = json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	_, _ = dec.Token() // {
+	w.object(dec, md, "", prefix)
 	if len(w.problems) > 0 {
 		return w.refusal()
 	}
-	return fromProtojsonError(perr)
+	// Last, protojson itself, whose rules the walker mirrors. Its text
+	// quotes values, so a refusal here says nothing of it.
+	if err := protojson.Unmarshal(data, dynamicpb.NewMessage(md)); err != nil {
+		return &refusal{httpStatus: http.StatusBadRequest, reason: failure.ReasonInvalidJSON, message: errUndecodable.Error()}
+	}
+	return nil
 }
 
 // invalidJSON is the refusal of a body that is not JSON, with the position
@@ -208,7 +197,7 @@ func invalidJSON(data []byte, err error) *refusal {
 	} else if errors.Is(err, io.ErrUnexpectedEOF) {
 		msg += ": it ends too early"
 	}
-	return &refusal{httpStatus: http.StatusBadRequest, reason: reasonInvalidJSON, message: msg + "."}
+	return &refusal{httpStatus: http.StatusBadRequest, reason: failure.ReasonInvalidJSON, message: msg + "."}
 }
 
 // position turns a byte offset into a 1-based line and column.
@@ -250,8 +239,10 @@ type problem struct {
 	oneof     bool   // a second member of a oneof
 }
 
-// walker checks a decoded JSON object against a message descriptor with the
-// rules protojson applies, to say which field broke them.
+// walker checks the keys of a JSON object, token by token, against a
+// message descriptor with the rules protojson applies, to say which field
+// broke them. Reading tokens rather than a decoded map lets it see a key
+// given twice.
 type walker struct {
 	problems []problem
 }
@@ -263,63 +254,96 @@ func join(prefix, name string) string {
 	return prefix + "." + name
 }
 
-func (w *walker) walk(obj map[string]any, md protoreflect.MessageDescriptor, jsonPrefix, protoPrefix string) {
-	keys := make([]string, 0, len(obj))
-	for k := range obj {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+// object walks the members of an object whose '{' dec has just read, up to
+// and including its '}'. The input is known to be valid JSON.
+func (w *walker) object(dec *json.Decoder, md protoreflect.MessageDescriptor, jsonPrefix, protoPrefix string) {
 	fields := md.Fields()
 	seen := map[protoreflect.FieldNumber]bool{}
 	oneofs := map[protoreflect.FullName]string{}
-	for _, k := range keys {
-		fd := fields.ByJSONName(k)
+	for dec.More() {
+		tok, _ := dec.Token()
+		key, _ := tok.(string)
+		fd := fields.ByJSONName(key)
 		if fd == nil {
-			fd = fields.ByTextName(k)
+			fd = fields.ByTextName(key)
 		}
 		if fd == nil {
 			// The key is the caller's, of any length: cut it, as query
 			// parameter names are.
-			w.problems = append(w.problems, problem{
-				protoPath: join(protoPrefix, shorten(k)),
-				jsonPath:  join(jsonPrefix, shorten(k)),
-				what:      "is not a field of this API",
-			})
+			w.add(join(protoPrefix, shorten(key)), join(jsonPrefix, shorten(key)), "is not a field of this API", false)
+			skip(dec)
 			continue
 		}
 		jp, pp := join(jsonPrefix, fd.JSONName()), join(protoPrefix, string(fd.Name()))
 		if seen[fd.Number()] {
-			w.problems = append(w.problems, problem{protoPath: pp, jsonPath: jp, what: "is given more than once"})
+			w.add(pp, jp, "is given more than once", false)
+			skip(dec)
 			continue
 		}
 		seen[fd.Number()] = true
-		v := obj[k]
-		if v == nil {
+		tok, _ = dec.Token()
+		if tok == nil {
 			continue // protojson treats null as not set
 		}
 		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
 			if first, ok := oneofs[od.FullName()]; ok {
-				w.problems = append(w.problems, problem{
-					protoPath: pp,
-					jsonPath:  jp,
-					what:      "cannot be set together with " + first,
-					oneof:     true,
-				})
+				w.add(pp, jp, "cannot be set together with "+first, true)
+				skipRest(dec, tok)
 				continue
 			}
 			oneofs[od.FullName()] = jp
 		}
-		if fd.IsList() || fd.IsMap() {
-			continue // none in this API; protojson's own check applies
-		}
-		if want, ok := kindMismatch(fd, v); ok {
-			w.problems = append(w.problems, problem{protoPath: pp, jsonPath: jp, what: "must be " + want + ", not " + jsonKind(v)})
+		if want, bad := kindMismatch(fd, tok); bad {
+			w.add(pp, jp, "must be "+want+", not "+tokenKind(tok), false)
+			skipRest(dec, tok)
 			continue
 		}
-		if sub, ok := v.(map[string]any); ok && fd.Message() != nil && !wellKnown(fd.Message()) {
-			w.walk(sub, fd.Message(), jp, pp)
+		if tok == json.Delim('{') && fd.Message() != nil && !wellKnown(fd.Message()) && !fd.IsMap() {
+			w.object(dec, fd.Message(), jp, pp)
+			continue
+		}
+		skipRest(dec, tok) // a list, a map or a well-known type: protojson's own check applies
+	}
+	_, _ = dec.Token() // }
+}
+
+func (w *walker) add(protoPath, jsonPath, what string, oneof bool) {
+	w.problems = append(w.problems, problem{protoPath: protoPath, jsonPath: jsonPath, what: what, oneof: oneof})
+}
+
+// skip reads the next value whole.
+func skip(dec *json.Decoder) {
+	tok, _ := dec.Token()
+	skipRest(dec, tok)
+}
+
+// skipRest reads the rest of a value whose first token is tok.
+func skipRest(dec *json.Decoder, tok json.Token) {
+	if d, ok := tok.(json.Delim); ok && (d == '{' || d == '[') {
+		for depth := 1; depth > 0; {
+			t, err := dec.Token()
+			if err != nil {
+				return
+			}
+			switch t {
+			case json.Delim('{'), json.Delim('['):
+				depth++
+			case json.Delim('}'), json.Delim(']'):
+				depth--
+			}
 		}
 	}
+}
+
+// tokenKind names the JSON kind of a value from its first token.
+func tokenKind(tok json.Token) string {
+	switch tok {
+	case json.Delim('{'):
+		return "an object"
+	case json.Delim('['):
+		return "an array"
+	}
+	return jsonKind(tok)
 }
 
 // wellKnown reports whether md has a special JSON form (wrappers, Struct,
@@ -328,30 +352,36 @@ func wellKnown(md protoreflect.MessageDescriptor) bool {
 	return md.ParentFile().Package() == "google.protobuf"
 }
 
-// kindMismatch reports the JSON kind fd needs when v is not of it.
-func kindMismatch(fd protoreflect.FieldDescriptor, v any) (want string, bad bool) {
+// kindMismatch reports the JSON kind fd needs when the value starting with
+// tok is not of it.
+func kindMismatch(fd protoreflect.FieldDescriptor, tok json.Token) (want string, bad bool) {
 	is := func(ok bool, kind string) (string, bool) { return kind, !ok }
+	if fd.IsList() {
+		return is(tok == json.Delim('['), "a JSON array")
+	}
+	if fd.IsMap() {
+		return is(tok == json.Delim('{'), "a JSON object")
+	}
 	switch fd.Kind() {
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		if wellKnown(fd.Message()) {
 			return "", false
 		}
-		_, ok := v.(map[string]any)
-		return is(ok, "a JSON object")
+		return is(tok == json.Delim('{'), "a JSON object")
 	case protoreflect.BoolKind:
-		_, ok := v.(bool)
+		_, ok := tok.(bool)
 		return is(ok, "true or false")
 	case protoreflect.StringKind, protoreflect.BytesKind:
-		_, ok := v.(string)
+		_, ok := tok.(string)
 		return is(ok, "a JSON string")
 	case protoreflect.EnumKind:
-		switch v.(type) {
+		switch tok.(type) {
 		case string, json.Number:
 			return "", false
 		}
 		return "a JSON string", true
 	default: // numbers: protojson also takes them quoted
-		switch v.(type) {
+		switch tok.(type) {
 		case string, json.Number:
 			return "", false
 		}
@@ -359,11 +389,11 @@ func kindMismatch(fd protoreflect.FieldDescriptor, v any) (want string, bad bool
 	}
 }
 
-// refusal summarises the walker's problems in one refusal. Two providers in
-// one body get the message the issue asks for; everything else is Atlas's
-// "Invalid attribute … specified".
+// refusal summarises the walker's problems in one refusal. Two members of
+// a oneof (two providers in one body) get a message of their own;
+// everything else is Atlas's "Invalid attribute … specified".
 func (w *walker) refusal() *refusal {
-	r := &refusal{httpStatus: http.StatusBadRequest, reason: reasonInvalidAttribute}
+	r := &refusal{httpStatus: http.StatusBadRequest, reason: failure.ReasonInvalidAttribute}
 	var parts []string
 	for _, p := range w.problems {
 		r.violations = append(r.violations, violation{field: p.protoPath, description: p.jsonPath + " " + p.what})
@@ -384,27 +414,5 @@ func (w *walker) refusal() *refusal {
 	default:
 		r.message = "Invalid attributes specified: " + strings.Join(parts, "; ") + "."
 	}
-	return r
-}
-
-// protojsonField finds the field name in the messages protojson writes for
-// the refusals the walker cannot see (a key given twice). Only the name is
-// kept: these messages go on to quote the value.
-var protojsonField = regexp.MustCompile(`(?:unknown field|duplicate field|invalid value for \w+ field|error parsing) "?([A-Za-z_][A-Za-z0-9_]*)"?`)
-
-// fromProtojsonError is the refusal of a body the walker found nothing wrong
-// with: it names the field if protojson's message does, and says nothing else
-// of what protojson said. protojson names only the last path element, so no
-// field violation is made up from it.
-func fromProtojsonError(err error) *refusal {
-	r := &refusal{httpStatus: http.StatusBadRequest, reason: reasonInvalidJSON}
-	if m := protojsonField.FindStringSubmatch(err.Error()); m != nil {
-		name := shorten(m[1])
-		r.reason = reasonInvalidAttribute
-		r.message = fmt.Sprintf("Invalid attribute %s specified: check its name, its type, and that it appears once.", name)
-		r.parameters = []string{name}
-		return r
-	}
-	r.message = "The request body does not match this API's JSON schema (see /openapi.json)."
 	return r
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,30 +13,18 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/code"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/protoadapt"
-)
 
-// The ErrorInfo reasons (Atlas's errorCode on the Atlas path) of the
-// requests the gateway refuses itself. The domain is the service's own.
-const (
-	domainService = "encryptiond"
-
-	reasonInvalidJSON           = "INVALID_JSON"            // not one JSON object
-	reasonInvalidAttribute      = "INVALID_ATTRIBUTE"       // unknown field, wrong type, two providers
-	reasonInvalidQueryParameter = "INVALID_QUERY_PARAMETER" // not allowed, repeated, not true/false
-	reasonBodyTooLarge          = "REQUEST_BODY_TOO_LARGE"  // 413
-	reasonResourceNotFound      = "RESOURCE_NOT_FOUND"      // 404: no route
-	reasonMethodNotAllowed      = "METHOD_NOT_ALLOWED"      // 405
-	reasonInvalidPath           = "INVALID_PATH"            // a malformed escape in the path
+	"github.com/encryptiond/encryptiond/atlas"
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 // atlasPrefix starts every path of the Atlas-compatible alias, whose errors
 // take Atlas's ApiError shape.
-const atlasPrefix = "/api/atlas/v1.0/"
+const atlasPrefix = "/api/atlas/"
 
 // refusal is a request the gateway refuses itself: nothing reaches gRPC.
 // Its message is written here and never quotes a value from the request.
@@ -53,8 +42,6 @@ type violation struct {
 	description string
 }
 
-func (r *refusal) Error() string { return r.message }
-
 // status is the refusal as the service would have written it: ErrorInfo
 // with the HTTP status in its metadata, and BadRequest when fields are named.
 func (r *refusal) status() *status.Status {
@@ -65,46 +52,19 @@ func (r *refusal) status() *status.Status {
 	case http.StatusMethodNotAllowed:
 		c = codes.Unimplemented
 	}
-	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{
-		Reason:   r.reason,
-		Domain:   domainService,
-		Metadata: map[string]string{"httpStatus": strconv.Itoa(r.httpStatus)},
-	}}
+	var details []protoadapt.MessageV1
 	if len(r.violations) > 0 {
-		br := &errdetails.BadRequest{}
-		for _, v := range r.violations {
-			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.field, Description: v.description})
+		vs := make([]*failure.Violation, len(r.violations))
+		for i, v := range r.violations {
+			vs[i] = &failure.Violation{Field: v.field, Description: v.description}
 		}
-		details = append(details, br)
+		details = append(details, failure.BadRequest(vs))
 	}
-	st, err := status.New(c, r.message).WithDetails(details...)
-	if err != nil {
-		return status.New(c, r.message)
-	}
-	return st
+	return failure.Status(c, r.message, failure.Info{Domain: failure.DomainService, Reason: r.reason, HTTPStatus: r.httpStatus}, details...)
 }
 
-// requestState is what one request's handlers tell the access log.
-type requestState struct {
-	refused   *refusal // the gateway refused the request itself
-	errorCode string   // the errorCode answered, if any
-}
-
-func (s *requestState) refuse(r *refusal) {
-	if s != nil && s.refused == nil {
-		s.refused = r
-	}
-}
-
-type stateKey struct{}
-
-func stateFrom(ctx context.Context) *requestState {
-	s, _ := ctx.Value(stateKey{}).(*requestState)
-	return s
-}
-
-// apiError is an error ready to be written in either shape.
-type apiError struct {
+// errorAnswer is an error ready to be written in either shape.
+type errorAnswer struct {
 	st          *status.Status
 	httpStatus  int    // on /v1: from the gRPC code, or the refusal's
 	atlasStatus int    // on the Atlas path: ErrorInfo's httpStatus, or httpStatus
@@ -114,32 +74,24 @@ type apiError struct {
 	retryAfter  time.Duration
 }
 
-// fromStatus reads the service's contract off a status: ErrorInfo (reason,
-// metadata.httpStatus), BadRequest and RetryInfo.
-func fromStatus(st *status.Status) apiError {
-	e := apiError{st: st, httpStatus: runtime.HTTPStatusFromCode(st.Code()), reason: codeName(st.Code())}
+// fromStatus reads the service's contract off a status (failure.Parse).
+func fromStatus(st *status.Status) errorAnswer {
+	p := failure.Parse(st)
+	e := errorAnswer{st: st, httpStatus: runtime.HTTPStatusFromCode(st.Code()), reason: p.Info.Reason, retryAfter: p.RetryAfter}
+	if e.reason == "" {
+		e.reason = codeName(st.Code())
+	}
 	e.atlasStatus = e.httpStatus
-	for _, d := range st.Details() {
-		switch d := d.(type) {
-		case *errdetails.ErrorInfo:
-			if d.GetReason() != "" {
-				e.reason = d.GetReason()
-			}
-			if n, err := strconv.Atoi(d.GetMetadata()["httpStatus"]); err == nil && n >= 400 && n <= 599 {
-				e.atlasStatus = n
-			}
-		case *errdetails.BadRequest:
-			for _, v := range d.GetFieldViolations() {
-				e.violations = append(e.violations, violation{field: v.GetField(), description: v.GetDescription()})
-			}
-		case *errdetails.RetryInfo:
-			e.retryAfter = d.GetRetryDelay().AsDuration()
-		}
+	if p.Info.HTTPStatus != 0 {
+		e.atlasStatus = p.Info.HTTPStatus
+	}
+	for _, v := range p.Violations {
+		e.violations = append(e.violations, violation{field: v.GetField(), description: v.GetDescription()})
 	}
 	return e
 }
 
-func fromRefusal(r *refusal) apiError {
+func fromRefusal(r *refusal) errorAnswer {
 	e := fromStatus(r.status())
 	e.httpStatus, e.atlasStatus = r.httpStatus, r.httpStatus
 	e.parameters = r.parameters
@@ -149,25 +101,21 @@ func fromRefusal(r *refusal) apiError {
 // codeName spells a gRPC code as google.rpc.Code does: INVALID_ARGUMENT.
 func codeName(c codes.Code) string { return code.Code(c).String() }
 
-// handleError is the ServeMux's error handler: for a request the gateway
-// refused (recorded by the decoder), the refusal; otherwise the status the
-// gRPC call returned.
+// handleError is the ServeMux's error handler: the status the gRPC call
+// returned, or a path grpc-gateway could not parse.
 func (h *handler) handleError(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	st := stateFrom(r.Context())
-	if hse, ok := errors.AsType[*runtime.HTTPStatusError](err); ok {
-		st.refuse(&refusal{httpStatus: hse.HTTPStatus, reason: reasonInvalidPath, message: "The request path is malformed."})
-	}
-	method, _ := runtime.RPCMethod(ctx)
 	if md, ok := runtime.ServerMetadataFromContext(ctx); ok {
 		if ids := md.HeaderMD.Get("x-request-id"); len(ids) > 0 {
 			w.Header().Set("X-Request-Id", ids[0])
 		}
 	}
-	if st != nil && st.refused != nil {
-		h.writeError(w, r, method, fromRefusal(st.refused), st)
+	method, _ := runtime.RPCMethod(ctx)
+	rt := h.routes.byRPC(method)
+	if _, ok := errors.AsType[*runtime.HTTPStatusError](err); ok {
+		h.refuse(w, r, rt, &refusal{httpStatus: http.StatusBadRequest, reason: failure.ReasonInvalidPath, message: "The request path is malformed."})
 		return
 	}
-	h.writeError(w, r, method, fromStatus(status.Convert(err)), st)
+	h.writeError(w, r, rt, fromStatus(status.Convert(err)))
 }
 
 // handleRoutingError is the ServeMux's routing error handler: no route
@@ -176,15 +124,22 @@ func (h *handler) handleRoutingError(_ context.Context, _ *runtime.ServeMux, _ r
 	ref := &refusal{httpStatus: httpStatus}
 	switch httpStatus {
 	case http.StatusNotFound:
-		ref.reason, ref.message = reasonResourceNotFound, "No resource of this API has this path; see /openapi.json."
+		ref.reason, ref.message = failure.ReasonResourceNotFound, "No resource of this API has this path; see /openapi.json."
 	case http.StatusMethodNotAllowed:
-		ref.reason, ref.message = reasonMethodNotAllowed, fmt.Sprintf("This path does not accept the %s method; see /openapi.json.", r.Method)
+		ref.reason, ref.message = failure.ReasonMethodNotAllowed, fmt.Sprintf("This path does not accept the %s method; see /openapi.json.", r.Method)
 	default:
-		ref.httpStatus, ref.reason, ref.message = http.StatusBadRequest, reasonInvalidPath, "The request path is malformed."
+		ref.httpStatus, ref.reason, ref.message = http.StatusBadRequest, failure.ReasonInvalidPath, "The request path is malformed."
 	}
-	st := stateFrom(r.Context())
-	st.refuse(ref)
-	h.writeError(w, r, "", fromRefusal(ref), st)
+	h.refuse(w, r, nil, ref)
+}
+
+// refuse writes the gateway's own refusal and marks the request as
+// refused for the access log.
+func (h *handler) refuse(w http.ResponseWriter, r *http.Request, rt *route, ref *refusal) {
+	if rec, ok := w.(*recorder); ok {
+		rec.refused = true
+	}
+	h.writeError(w, r, rt, fromRefusal(ref))
 }
 
 // aipError is AIP-193's HTTP error body.
@@ -199,47 +154,34 @@ type aipStatus struct {
 	Details []json.RawMessage `json:"details,omitempty"`
 }
 
-// atlasError is Atlas's ApiError.
-type atlasError struct {
-	Error            int               `json:"error"`
-	ErrorCode        string            `json:"errorCode"`
-	Detail           string            `json:"detail"`
-	Reason           string            `json:"reason"`
-	Parameters       []string          `json:"parameters"`
-	BadRequestDetail *badRequestDetail `json:"badRequestDetail,omitempty"`
-}
-
-type badRequestDetail struct {
-	Fields []atlasField `json:"fields"`
-}
-
-type atlasField struct {
-	Field       string `json:"field"`
-	Description string `json:"description"`
-}
-
-// writeError writes e in the shape the path asks for: Atlas's ApiError on the
-// Atlas alias, AIP-193 everywhere else. method is the RPC's full name, if
-// known, to map field paths to Atlas's JSON names.
-func (h *handler) writeError(w http.ResponseWriter, r *http.Request, method string, e apiError, st *requestState) {
+// writeError writes e in the shape the path asks for: Atlas's ApiError on
+// Atlas's own paths, AIP-193 everywhere else. rt is the route, if known, to
+// map field paths to Atlas's JSON names.
+func (h *handler) writeError(w http.ResponseWriter, r *http.Request, rt *route, e errorAnswer) {
 	var (
 		httpStatus int
 		body       any
 	)
-	if isAtlasPath(r.URL.Path) {
+	if strings.HasPrefix(r.URL.Path, atlasPrefix) {
 		httpStatus = e.atlasStatus
-		ae := atlasError{
+		ae := atlas.ErrorBody{
 			Error:      httpStatus,
 			ErrorCode:  e.reason,
 			Detail:     e.st.Message(),
 			Reason:     http.StatusText(httpStatus),
-			Parameters: append([]string{}, e.parameters...),
+			Parameters: []any{},
+		}
+		for _, p := range e.parameters {
+			ae.Parameters = append(ae.Parameters, p)
 		}
 		if len(e.violations) > 0 {
-			ae.BadRequestDetail = &badRequestDetail{}
+			if rt == nil {
+				rt = h.routes.fallback()
+			}
+			ae.BadRequestDetail = &atlas.BadRequestDetail{}
 			for _, v := range e.violations {
-				ae.BadRequestDetail.Fields = append(ae.BadRequestDetail.Fields, atlasField{
-					Field:       h.schema.atlasPath(method, v.field),
+				ae.BadRequestDetail.Fields = append(ae.BadRequestDetail.Fields, atlas.FieldViolation{
+					Field:       rt.atlasPath(v.field),
 					Description: v.description,
 				})
 			}
@@ -255,24 +197,24 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, method stri
 		}
 		body = aipError{Error: as}
 	}
-	if st != nil {
-		st.errorCode = e.reason
+	if rec, ok := w.(*recorder); ok {
+		rec.errorCode = e.reason
 	}
 	if (httpStatus == http.StatusTooManyRequests || httpStatus == http.StatusServiceUnavailable) && e.retryAfter > 0 {
 		secs := (e.retryAfter + time.Second - 1) / time.Second
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
 	}
-	b, err := json.Marshal(body)
-	if err != nil {
+	// People read these messages: "<vault>", not "\u003cvault\u003e".
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(body); err != nil {
 		// Only strings and numbers above: this cannot fail.
-		b = []byte(`{"error":{"code":500,"status":"INTERNAL","message":"the error could not be written"}}`)
+		b.Reset()
+		b.WriteString(`{"error":{"code":500,"status":"INTERNAL","message":"the error could not be written"}}`)
 		httpStatus = http.StatusInternalServerError
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(httpStatus)
-	_, _ = w.Write(b)
-}
-
-func isAtlasPath(path string) bool {
-	return strings.HasPrefix(path, atlasPrefix)
+	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 }

@@ -6,15 +6,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 // DefaultMaxBodyBytes is the request body limit when WithMaxBodyBytes is not
@@ -43,7 +46,7 @@ func WithMaxBodyBytes(n int64) Option {
 }
 
 // New returns the REST handler of EncryptionService: grpc-gateway's ServeMux
-// calling the service through conn, wrapped in the checks, formats and error
+// calling the service through conn, with the checks, formats and error
 // shapes described in the package documentation. conn should be a client
 // connection to this process's own gRPC server, so that every gRPC
 // interceptor runs for REST calls as well; the caller keeps ownership of
@@ -63,22 +66,23 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts ...Option) (http.Handl
 	if o.maxBodyBytes <= 0 {
 		return nil, fmt.Errorf("gateway: WithMaxBodyBytes(%d): the limit must be positive", o.maxBodyBytes)
 	}
-	sch, err := newSchema(encryptionv1.File_atlas_encryption_v1_encryption_proto.Services().ByName("EncryptionService"))
+	rs, err := newRoutes(encryptionv1.File_atlas_encryption_v1_encryption_proto.Services().ByName("EncryptionService"))
 	if err != nil {
 		return nil, err
 	}
-	h := &handler{log: o.logger, maxBodyBytes: o.maxBodyBytes, schema: sch}
-	m := &jsonMarshaler{bodyFields: sch.bodyFields}
+	h := &handler{log: o.logger, maxBodyBytes: o.maxBodyBytes, routes: rs}
+	m := jsonMarshaler{}
 	h.mux = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, m),
 		runtime.WithMarshalerOption("application/json", m),
 		runtime.WithErrorHandler(h.handleError),
 		runtime.WithRoutingErrorHandler(h.handleRoutingError),
+		runtime.WithMiddlewares(h.check),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
 		// Both would let a POST form stand in for a PATCH, with form values
-		// that bypass the query allowlist.
+		// that bypass the query check.
 		runtime.WithDisablePathLengthFallback(),
 		runtime.WithDisableHTTPMethodOverride(),
 	)
@@ -115,47 +119,62 @@ func outgoingHeader(key string) (string, bool) {
 // for a PATCH; the ServeMux is also told to ignore it).
 var droppedHeaders = []string{"Authorization", "Grpc-Timeout", "Te", "X-Http-Method-Override"}
 
+// withoutDroppedHeaders returns r, or a copy of it without droppedHeaders
+// if it has any: a handler does not change the request it is given.
+func withoutDroppedHeaders(r *http.Request) *http.Request {
+	for _, k := range droppedHeaders {
+		if _, ok := r.Header[k]; ok {
+			c := r.WithContext(r.Context())
+			c.Header = r.Header.Clone()
+			for _, k := range droppedHeaders {
+				c.Header.Del(k)
+			}
+			return c
+		}
+	}
+	return r
+}
+
 // handler is the http.Handler New returns.
 type handler struct {
 	mux          *runtime.ServeMux
 	log          *slog.Logger
 	maxBodyBytes int64
-	schema       *schema
+	routes       *routes
 }
 
-// ServeHTTP checks the query string and body size, passes the request to the
-// ServeMux, then writes the buffered answer as pretty and envelope ask, and
-// logs one access record.
+// ServeHTTP passes the request to the ServeMux through a recorder for the
+// access log, which buffers the answer only when pretty or envelope asks
+// for it to be rewritten, and logs one access record.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	st := &requestState{}
-	buf := &bufferedResponse{header: http.Header{}}
-
-	q, ref := parseQuery(r)
-	if ref == nil && r.ContentLength > h.maxBodyBytes {
-		ref = bodyTooLarge(h.maxBodyBytes)
+	f := formatOf(r)
+	rec := &recorder{ResponseWriter: w}
+	if f.pretty || f.envelope {
+		rec.buf = &bytes.Buffer{}
 	}
-	if ref != nil {
-		st.refuse(ref)
-		h.writeError(buf, r, "", fromRefusal(ref), st)
+	if r.ContentLength > h.maxBodyBytes {
+		h.refuse(rec, r, nil, bodyTooLarge(h.maxBodyBytes))
 	} else {
-		h.mux.ServeHTTP(buf, h.prepare(w, r, st, q))
+		h.mux.ServeHTTP(rec, withoutDroppedHeaders(r))
 	}
-	code, n := buf.flush(w, q)
+	if rec.buf != nil {
+		rec.flush(f)
+	}
 
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
-		slog.Int("status", code),
+		slog.Int("status", rec.statusCode()),
 		slog.Duration("duration", time.Since(start)),
-		slog.Int("bytes", n),
-		slog.Bool("refused_by_gateway", st.refused != nil),
+		slog.Int("bytes", rec.bytes),
+		slog.Bool("refused_by_gateway", rec.refused),
 		slog.String("remote_addr", r.RemoteAddr),
 	}
-	if st.errorCode != "" {
-		attrs = append(attrs, slog.String("error_code", st.errorCode))
+	if rec.errorCode != "" {
+		attrs = append(attrs, slog.String("error_code", rec.errorCode))
 	}
-	if q.envelope {
+	if f.envelope {
 		attrs = append(attrs, slog.Bool("envelope", true))
 	}
 	if id := r.Header.Get("X-Request-Id"); id != "" {
@@ -164,57 +183,95 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "http request", attrs...)
 }
 
-// prepare returns the request the ServeMux sees: a copy of r carrying st,
-// without pretty and envelope in its query, without droppedHeaders, and with
-// a body that stops at the size limit.
-func (h *handler) prepare(w http.ResponseWriter, r *http.Request, st *requestState, q query) *http.Request {
-	r2 := r.Clone(context.WithValue(r.Context(), stateKey{}, st))
-	r2.URL.RawQuery = q.forward
-	for _, k := range droppedHeaders {
-		r2.Header.Del(k)
+// check is the ServeMux's middleware: it runs once grpc-gateway has matched
+// a route, before the route's handler decodes anything. It refuses a query
+// parameter the route does not take and a body that is not exactly the
+// route's message, and hands on a request whose query holds only the
+// route's own parameters and whose body is the bytes it checked.
+func (h *handler) check(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, pathParams map[string]string) {
+		pat, _ := runtime.HTTPPattern(r.Context())
+		rt := h.routes.match(r.Method, pat.String())
+		if rt == nil {
+			// Every route comes from the same descriptors: this is a bug.
+			h.refuse(w, r, nil, &refusal{httpStatus: http.StatusNotFound, reason: failure.ReasonResourceNotFound, message: "No resource of this API has this path; see /openapi.json."})
+			return
+		}
+		forward, ref := h.routes.checkQuery(r, rt)
+		if ref != nil {
+			h.refuse(w, r, rt, ref)
+			return
+		}
+		checked := r.WithContext(r.Context())
+		u := *r.URL
+		u.RawQuery = forward
+		checked.URL = &u
+		if md := rt.bodyMessage(); md != nil {
+			data, ref := readBody(w, r, h.maxBodyBytes)
+			if ref == nil {
+				ref = checkBody(data, md, rt.body)
+			}
+			if ref != nil {
+				h.refuse(w, r, rt, ref)
+				return
+			}
+			checked.Body = io.NopCloser(bytes.NewReader(data))
+		}
+		next(w, checked, pathParams)
 	}
-	body := r.Body
-	if body == nil {
-		body = http.NoBody
-	}
-	r2.Body = &requestBody{ReadCloser: http.MaxBytesReader(w, body, h.maxBodyBytes), state: st}
-	return r2
 }
 
-// bufferedResponse holds the ServeMux's answer, so that pretty and envelope
-// can apply to every answer, success or error, whoever wrote it. Answers of
-// this API are small; nothing streams.
-type bufferedResponse struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
+// recorder is the ResponseWriter the ServeMux writes to. It notes what the
+// access log reports, and with pretty or envelope it holds the answer in
+// buf for flush to rewrite; otherwise it writes straight through.
+type recorder struct {
+	http.ResponseWriter
+	buf       *bytes.Buffer // nil: write through
+	status    int
+	bytes     int
+	refused   bool   // the gateway refused the request itself
+	errorCode string // the errorCode answered, if any
 }
 
-func (b *bufferedResponse) Header() http.Header { return b.header }
-
-func (b *bufferedResponse) WriteHeader(code int) {
-	if b.status == 0 {
-		b.status = code
+func (rec *recorder) WriteHeader(code int) {
+	if rec.status != 0 {
+		return
+	}
+	rec.status = code
+	if rec.buf == nil {
+		rec.ResponseWriter.WriteHeader(code)
 	}
 }
 
-func (b *bufferedResponse) Write(p []byte) (int, error) {
-	if b.status == 0 {
-		b.status = http.StatusOK
+func (rec *recorder) Write(p []byte) (int, error) {
+	if rec.status == 0 {
+		rec.WriteHeader(http.StatusOK)
 	}
-	return b.body.Write(p)
+	if rec.buf != nil {
+		return rec.buf.Write(p)
+	}
+	n, err := rec.ResponseWriter.Write(p)
+	rec.bytes += n
+	return n, err
 }
 
-// flush writes the buffered answer to w: in an envelope if asked, indented
-// if asked, compact otherwise. It returns the answer's own status (not 200
-// of an envelope) and the number of body bytes written.
-func (b *bufferedResponse) flush(w http.ResponseWriter, q query) (int, int) {
-	code := b.status
-	if code == 0 {
-		code = http.StatusOK
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
+
+// statusCode is the answer's own status (not 200 of an envelope).
+func (rec *recorder) statusCode() int {
+	if rec.status == 0 {
+		return http.StatusOK
 	}
-	wire, body := code, b.body.Bytes()
-	if q.envelope {
+	return rec.status
+}
+
+// flush writes the buffered answer: in an envelope if asked, indented if
+// asked.
+func (rec *recorder) flush(f format) {
+	code := rec.statusCode()
+	wire, body := code, rec.buf.Bytes()
+	if f.envelope {
 		content := json.RawMessage(body)
 		if !json.Valid(body) {
 			content = json.RawMessage("null")
@@ -227,33 +284,21 @@ func (b *bufferedResponse) flush(w http.ResponseWriter, q query) (int, int) {
 			wire, body = http.StatusOK, env
 		}
 	}
-	var out bytes.Buffer
-	var err error
-	if q.pretty {
-		err = json.Indent(&out, body, "", "  ")
-		out.WriteByte('\n')
-	} else {
-		// protojson varies its whitespace on purpose; compact output is
-		// stable.
-		err = json.Compact(&out, body)
-	}
-	if err == nil {
-		body = out.Bytes()
-	}
-
-	hdr := w.Header()
-	for k, v := range b.header {
-		switch k {
-		case "Content-Length", "Transfer-Encoding", "Trailer":
-			continue
+	if f.pretty {
+		var out bytes.Buffer
+		if json.Indent(&out, body, "", "  ") == nil {
+			out.WriteByte('\n')
+			body = out.Bytes()
 		}
-		hdr[k] = v
 	}
+	hdr := rec.ResponseWriter.Header()
+	hdr.Del("Transfer-Encoding")
+	hdr.Del("Trailer")
 	if len(body) > 0 && hdr.Get("Content-Type") == "" {
 		hdr.Set("Content-Type", "application/json")
 	}
-	hdr.Set("Content-Length", fmt.Sprint(len(body)))
-	w.WriteHeader(wire)
-	n, _ := w.Write(body)
-	return code, n
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	rec.ResponseWriter.WriteHeader(wire)
+	n, _ := rec.ResponseWriter.Write(body)
+	rec.bytes = n
 }

@@ -5,103 +5,119 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
-// The query parameters the gateway accepts. Everything else is refused:
-// grpc-gateway would silently ignore an unknown parameter, and a typo such
-// as ?validateonly=true would then apply a change for real.
+// The query parameters every route takes, as Atlas's do. Everything else a
+// route takes is a field of its request (route.query); anything more is
+// refused: grpc-gateway would silently ignore an unknown parameter, and a
+// typo such as ?validateonly=true would then apply a change for real.
 const (
-	paramPretty       = "pretty"
-	paramEnvelope     = "envelope"
-	paramValidateOnly = "validateOnly"
+	paramPretty   = "pretty"
+	paramEnvelope = "envelope"
 )
 
-// allowedParams lists the query parameters a request with this method may
-// carry: pretty and envelope everywhere, validateOnly on PATCH. The proto
-// spelling validate_only is refused (with a hint) so that one request cannot
-// say two different things.
-func allowedParams(method string) []string {
-	if method == http.MethodPatch {
-		return []string{paramEnvelope, paramPretty, paramValidateOnly}
-	}
-	return []string{paramEnvelope, paramPretty}
+// format is how the answer is written, from pretty and envelope.
+type format struct {
+	pretty   bool // indent the JSON answer
+	envelope bool // answer 200 with {"status": …, "content": …}
 }
 
-// query is what the gateway took from a request's query string.
-type query struct {
-	pretty   bool   // indent the JSON answer
-	envelope bool   // answer 200 with {"status": …, "content": …}
-	forward  string // the query string the ServeMux sees: validateOnly only
+// formatOf reads pretty and envelope off r's query, leniently: they are
+// honoured even when the query is otherwise refused, so that the refusal is
+// written as asked.
+func formatOf(r *http.Request) format {
+	values, _ := url.ParseQuery(r.URL.RawQuery)
+	var f format
+	f.pretty, _ = boolParam(values[paramPretty])
+	f.envelope, _ = boolParam(values[paramEnvelope])
+	return f
 }
 
-// parseQuery checks r's query string against the allowlist. pretty and
-// envelope are honoured even when something else is refused, so that the
-// refusal is written as asked. No value is ever quoted back.
-func parseQuery(r *http.Request) (query, *refusal) {
-	var q query
-	values, perr := url.ParseQuery(r.URL.RawQuery)
-	q.pretty, _ = boolParam(values[paramPretty])
-	q.envelope, _ = boolParam(values[paramEnvelope])
-	if perr != nil {
-		return q, &refusal{
+// checkQuery checks r's query string against the parameters rt takes. It
+// returns the query grpc-gateway should see (rt's own parameters only), or
+// the refusal. No value is ever quoted back.
+func (rs *routes) checkQuery(r *http.Request, rt *route) (forward string, ref *refusal) {
+	values, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return "", &refusal{
 			httpStatus: http.StatusBadRequest,
-			reason:     reasonInvalidQueryParameter,
+			reason:     failure.ReasonInvalidQueryParameter,
 			message:    "The query string is malformed: check its escapes (%XX).",
 		}
 	}
-
-	allowed := allowedParams(r.Method)
+	allowed := append([]string{paramEnvelope, paramPretty}, rt.query...)
+	slices.Sort(allowed)
 	names := make([]string, 0, len(values))
 	for name := range values {
 		names = append(names, name)
 	}
-	sort.Strings(names)
-	var ref refusal
+	slices.Sort(names)
+	keep := url.Values{}
+	var bad refusal
 	for _, name := range names {
 		var what string
 		switch vals := values[name]; {
 		case !slices.Contains(allowed, name):
-			what = fmt.Sprintf("is not a query parameter of this route, which accepts only %s", strings.Join(allowed, ", "))
-			if s := suggest(name, r.Method); s != "" {
-				what += s
-			}
+			what = fmt.Sprintf("is not a query parameter of this route, which accepts only %s", strings.Join(allowed, ", ")) + rs.hint(rt, name, allowed)
 		case len(vals) > 1:
 			what = "is given more than once"
 		default:
-			b, ok := boolParam(vals)
-			if !ok {
-				what = "must be true or false"
+			fd := rt.queryFields[name]
+			if what = kindProblem(fd, vals[0]); what != "" {
 				break
 			}
-			if name == paramValidateOnly {
-				q.forward = paramValidateOnly + "=" + strconv.FormatBool(b)
+			if fd != nil {
+				keep.Set(name, vals[0])
 			}
 			continue
 		}
 		short := shorten(name)
-		ref.parameters = append(ref.parameters, short)
-		ref.violations = append(ref.violations, violation{field: short, description: strconv.Quote(short) + " " + what})
+		bad.parameters = append(bad.parameters, short)
+		bad.violations = append(bad.violations, violation{field: short, description: strconv.Quote(short) + " " + what})
 	}
-	switch len(ref.violations) {
+	switch len(bad.violations) {
 	case 0:
-		return q, nil
+		return keep.Encode(), nil
 	case 1:
-		ref.message = "Invalid query parameter " + ref.violations[0].description
+		bad.message = "Invalid query parameter " + bad.violations[0].description
 	default:
 		var parts []string
-		for _, v := range ref.violations {
+		for _, v := range bad.violations {
 			parts = append(parts, v.description)
 		}
-		ref.message = "Invalid query parameters: " + strings.Join(parts, "; ")
+		bad.message = "Invalid query parameters: " + strings.Join(parts, "; ")
 	}
-	if !strings.HasSuffix(ref.message, "?") {
-		ref.message += "."
+	if !strings.HasSuffix(bad.message, "?") {
+		bad.message += "."
 	}
-	ref.httpStatus, ref.reason = http.StatusBadRequest, reasonInvalidQueryParameter
-	return q, &ref
+	bad.httpStatus, bad.reason = http.StatusBadRequest, failure.ReasonInvalidQueryParameter
+	return "", &bad
+}
+
+// kindProblem says what is wrong with a query value for fd (pretty and
+// envelope when fd is nil), or "".
+func kindProblem(fd protoreflect.FieldDescriptor, v string) string {
+	kind := protoreflect.BoolKind
+	if fd != nil {
+		kind = fd.Kind()
+	}
+	switch kind {
+	case protoreflect.BoolKind:
+		if _, ok := boolParam([]string{v}); !ok {
+			return "must be true or false"
+		}
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		if _, err := strconv.ParseInt(v, 10, 32); err != nil {
+			return "must be a whole number"
+		}
+	}
+	return ""
 }
 
 // boolParam reads a parameter given once as exactly true or false.
@@ -118,18 +134,24 @@ func boolParam(vals []string) (value, ok bool) {
 	return false, false
 }
 
-// suggest points a near miss (validateonly, validate_only, Pretty) at the
-// parameter meant, or says where validateOnly is accepted.
-func suggest(name, method string) string {
+// hint points a near miss (validateonly, validate_only) at the parameter
+// meant, or says which methods of the same path take it.
+func (rs *routes) hint(rt *route, name string, allowed []string) string {
 	norm := func(s string) string { return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(s)) }
-	for _, p := range allowedParams(http.MethodPatch) {
-		if norm(name) != norm(p) {
+	for _, p := range allowed {
+		if norm(name) == norm(p) {
+			return "; did you mean " + p + "?"
+		}
+	}
+	for _, o := range rs.all {
+		if o.pattern != rt.pattern || o == rt {
 			continue
 		}
-		if p == paramValidateOnly && method != http.MethodPatch {
-			return "; validateOnly applies only to PATCH"
+		for _, p := range o.query {
+			if norm(name) == norm(p) {
+				return "; " + p + " applies only to " + strings.Join(rs.elsewhere(rt, p), " and ")
+			}
 		}
-		return "; did you mean " + p + "?"
 	}
 	return ""
 }

@@ -3,12 +3,14 @@ package telemetry
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"runtime/debug"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 // recoveryOption turns a panic into codes.Internal with a fixed message,
@@ -18,7 +20,8 @@ func recoveryOption(logger *slog.Logger) recovery.Option {
 	return recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		logger.LogAttrs(ctx, slog.LevelError, "panic in gRPC handler",
 			slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
-		return status.Error(codes.Internal, "internal error")
+		return failure.New(codes.Internal, "internal error",
+			failure.Info{Domain: failure.DomainService, Reason: failure.ReasonInternal, HTTPStatus: http.StatusInternalServerError})
 	})
 }
 

@@ -8,9 +8,9 @@ import (
 
 func TestAtlasPath(t *testing.T) {
 	t.Parallel()
-	sch, err := newSchema(encryptionv1.File_atlas_encryption_v1_encryption_proto.Services().ByName("EncryptionService"))
+	rs, err := newRoutes(encryptionv1.File_atlas_encryption_v1_encryption_proto.Services().ByName("EncryptionService"))
 	if err != nil {
-		t.Fatalf("newSchema() = %v", err)
+		t.Fatalf("newRoutes() = %v", err)
 	}
 	const (
 		update = "/atlas.encryption.v1.EncryptionService/UpdateEncryptionAtRest"
@@ -38,7 +38,11 @@ func TestAtlasPath(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
 			t.Parallel()
-			if got := sch.atlasPath(tt.method, tt.path); got != tt.want {
+			rt := rs.byRPC(tt.method)
+			if rt == nil {
+				rt = rs.fallback()
+			}
+			if got := rt.atlasPath(tt.path); got != tt.want {
 				t.Errorf("atlasPath(%q, %q) = %q, want %q", tt.method, tt.path, got, tt.want)
 			}
 		})

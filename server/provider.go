@@ -1,0 +1,316 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/encryptiond/encryptiond/atlas"
+	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+)
+
+// This file is the provider table: everything the service knows about each
+// key provider, in one entry per provider. Nothing outside this file names a
+// provider or one of its fields; the rules (rules.go) and the translations
+// (translate.go) read the entries.
+//
+// Adding a field to a provider means adding it to the .proto (request and
+// state messages, with Atlas's JSON name), regenerating, and adding its
+// entry to the provider's fields below. Translation between the API's
+// messages and Atlas's wire types goes by JSON name, so the Atlas wire type
+// (package atlas) must carry the field too; TestProviderTable fails, naming
+// the field, when any of these is missing.
+
+// provider is one key provider.
+type provider struct {
+	// Names.
+	field protoreflect.Name // member of ProviderConfig's oneof and field of EncryptionAtRest: "aws_kms"
+	atlas string            // Atlas's JSON name: "awsKms"
+	title string            // for people: "AWS KMS"
+
+	// request is the provider's message in ProviderConfig (the change a
+	// request carries); state is its message in EncryptionAtRest (what
+	// Atlas reports).
+	request, state protoreflect.MessageDescriptor
+
+	// fields holds every field of the request message with its rules.
+	fields map[protoreflect.Name]fieldRule
+	// required are the fields, besides enabled, that enabling needs.
+	required []protoreflect.Name
+	// authModes are the alternative sets of credential fields; enabling
+	// needs one of them whole, and a request never mixes them.
+	authModes [][]protoreflect.Name
+	// special are the provider's own rules beyond the shared ones.
+	special []specialRule
+	// writeOnly are state fields that Atlas (API v2) accepts but never
+	// returns, besides the secrets: the configuration a validate-only
+	// request predicts leaves them out.
+	writeOnly []protoreflect.Name
+
+	// wire is how the provider's documents map onto Atlas's wire types;
+	// bind fills it from the descriptors and struct tags.
+	wire wireBinding
+}
+
+// fieldRule is what the service knows of one request field.
+type fieldRule struct {
+	// check is the field's format rule; nil for fields without one
+	// (booleans).
+	check fieldCheck
+	// secret marks a write-only secret: never returned, logged or echoed.
+	// The proto marks the same fields debug_redact; TestProviderTable
+	// checks that the two agree.
+	secret bool
+}
+
+// specialRule is a rule of one provider alone, checked against Atlas's
+// current state when a request triggers it. (README rule 7 lists them.)
+type specialRule struct {
+	// fields are the request fields the rule is about.
+	fields []protoreflect.Name
+	// applies reports whether the request needs the rule checked.
+	applies func(r *request) bool
+	// check adds a violation when the state forbids the request.
+	check func(r *request, current *atlas.EncryptionAtRest, vs *violations)
+}
+
+var (
+	awsKMS = &provider{
+		field:   "aws_kms",
+		atlas:   "awsKms",
+		title:   "AWS KMS",
+		request: (*encryptionv1.AwsKms)(nil).ProtoReflect().Descriptor(),
+		state:   (*encryptionv1.AwsKmsState)(nil).ProtoReflect().Descriptor(),
+		fields: map[protoreflect.Name]fieldRule{
+			"enabled":                    {},
+			"access_key_id":              {check: length(16, 128)},
+			"secret_access_key":          {check: length(1, 1024), secret: true},
+			"customer_master_key_id":     {check: length(1, 2048)}, // a key id, an ARN or an alias: not second-guessed
+			"region":                     {check: oneOf(atlas.AWSRegions())},
+			"role_id":                    {check: hex24Check},
+			"require_private_networking": {},
+		},
+		required:  []protoreflect.Name{"customer_master_key_id", "region"},
+		authModes: [][]protoreflect.Name{{"role_id"}, {"access_key_id", "secret_access_key"}},
+		writeOnly: []protoreflect.Name{"role_id"},
+	}
+	azureKeyVault = &provider{
+		field:   "azure_key_vault",
+		atlas:   "azureKeyVault",
+		title:   "Azure Key Vault",
+		request: (*encryptionv1.AzureKeyVault)(nil).ProtoReflect().Descriptor(),
+		state:   (*encryptionv1.AzureKeyVaultState)(nil).ProtoReflect().Descriptor(),
+		fields: map[protoreflect.Name]fieldRule{
+			"enabled":                    {},
+			"azure_environment":          {check: oneOf(atlas.AzureEnvironments())},
+			"client_id":                  {check: uuidCheck},
+			"key_identifier":             {check: keyURL},
+			"key_vault_name":             {check: length(1, 1024)},
+			"resource_group_name":        {check: length(1, 1024)},
+			"role_id":                    {check: hex24Check},
+			"secret":                     {check: length(1, 4096), secret: true},
+			"subscription_id":            {check: uuidCheck},
+			"tenant_id":                  {check: uuidCheck},
+			"require_private_networking": {},
+		},
+		required:  []protoreflect.Name{"azure_environment", "subscription_id", "resource_group_name", "key_vault_name", "key_identifier"},
+		authModes: [][]protoreflect.Name{{"role_id"}, {"client_id", "tenant_id", "secret"}},
+	}
+	googleCloudKMS = &provider{
+		field:   "google_cloud_kms",
+		atlas:   "googleCloudKms",
+		title:   "Google Cloud KMS",
+		request: (*encryptionv1.GoogleCloudKms)(nil).ProtoReflect().Descriptor(),
+		state:   (*encryptionv1.GoogleCloudKmsState)(nil).ProtoReflect().Descriptor(),
+		fields: map[protoreflect.Name]fieldRule{
+			"enabled":                 {},
+			"key_version_resource_id": {check: matches(gcpKeyVersion, "must be shaped projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>/cryptoKeyVersions/<version>")},
+			"service_account_key":     {check: jsonObject, secret: true},
+			"role_id":                 {check: hex24Check},
+		},
+		required:  []protoreflect.Name{"key_version_resource_id"},
+		authModes: [][]protoreflect.Name{{"role_id"}, {"service_account_key"}},
+		special: []specialRule{
+			// Atlas refuses a serviceAccountKey once the provider uses a
+			// role: the switch to a role is one-way.
+			oneWay("role_id", "service_account_key",
+				"serviceAccountKey cannot be set: this project's Google Cloud KMS uses roleId, and Atlas refuses static credentials once a role is configured"),
+		},
+	}
+
+	// providers lists every provider, in ProviderConfig's field order.
+	providers = mustBind(awsKMS, azureKeyVault, googleCloudKMS)
+)
+
+// mustBind binds each provider's messages to Atlas's wire types (see
+// bindWire) and returns the providers. A provider field that the wire type
+// lacks is a programming error, found by every test of this package.
+func mustBind(ps ...*provider) []*provider {
+	for _, p := range ps {
+		w, err := bindWire(p)
+		if err != nil {
+			panic("server: provider " + p.atlas + ": " + err.Error())
+		}
+		p.wire = w
+	}
+	return ps
+}
+
+// providerConfig and encryptionAtRest are the messages that hold one field
+// per provider.
+var (
+	providerConfig   = (*encryptionv1.ProviderConfig)(nil).ProtoReflect().Descriptor()
+	encryptionAtRest = (*encryptionv1.EncryptionAtRest)(nil).ProtoReflect().Descriptor()
+)
+
+// oneWay is the special rule "once current shows the field configured,
+// refused may not be set".
+func oneWay(configured, refused protoreflect.Name, description string) specialRule {
+	return specialRule{
+		fields:  []protoreflect.Name{configured, refused},
+		applies: func(r *request) bool { return r.has(refused) },
+		check: func(r *request, current *atlas.EncryptionAtRest, vs *violations) {
+			if r.provider.shows(current, configured) {
+				vs.add(r.path(refused), description)
+			}
+		},
+	}
+}
+
+// providerOf returns the provider a config sets, and its message; nil if it
+// sets none.
+func providerOf(cfg *encryptionv1.ProviderConfig) (*provider, protoreflect.Message) {
+	m := cfg.ProtoReflect()
+	fd := m.WhichOneof(providerConfig.Oneofs().ByName("provider"))
+	if fd == nil {
+		return nil, nil
+	}
+	for _, p := range providers {
+		if p.field == fd.Name() {
+			return p, m.Get(fd).Message()
+		}
+	}
+	return nil, nil
+}
+
+// providerByAtlasName returns the provider Atlas calls name, or nil.
+func providerByAtlasName(name string) *provider {
+	for _, p := range providers {
+		if p.atlas == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// jsonName returns Atlas's name of a request field, e.g. customerMasterKeyID.
+func (p *provider) jsonName(name protoreflect.Name) string {
+	return p.request.Fields().ByName(name).JSONName()
+}
+
+// enabled reports whether Atlas says the provider is enabled.
+func (p *provider) enabled(current *atlas.EncryptionAtRest) bool {
+	return p.wire.flag(current, "enabled")
+}
+
+// valid reports Atlas's valid flag of the provider.
+func (p *provider) valid(current *atlas.EncryptionAtRest) bool {
+	return p.wire.flag(current, "valid")
+}
+
+// shows reports whether Atlas shows the request field configured: set, and
+// not an empty string.
+func (p *provider) shows(current *atlas.EncryptionAtRest, name protoreflect.Name) bool {
+	v, ok := p.wire.get(current, p.jsonName(name))
+	return ok && (v.Kind() != reflect.String || v.String() != "")
+}
+
+// staticCredentials reports whether Atlas shows the provider configured
+// with static credentials of more than one field (an AWS access key, an
+// Azure application). Secrets are never shown, so the non-secret fields of
+// those modes tell.
+func (p *provider) staticCredentials(current *atlas.EncryptionAtRest) bool {
+	for _, mode := range p.authModes {
+		if len(mode) < 2 {
+			continue
+		}
+		for _, name := range mode {
+			if !p.fields[name].secret && p.shows(current, name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// fieldCheck returns what is wrong with a value, or "". The description
+// never quotes the value: it may be a secret.
+type fieldCheck func(string) string
+
+var (
+	hex24         = regexp.MustCompile(`^[a-f0-9]{24}$`)
+	uuid          = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	gcpKeyVersion = regexp.MustCompile(`^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+/cryptoKeyVersions/[^/]+$`)
+
+	hex24Check = matches(hex24, "must be 24 lowercase hexadecimal characters")
+	uuidCheck  = matches(uuid, "must be a UUID")
+)
+
+func length(minLen, maxLen int) fieldCheck {
+	return func(v string) string {
+		if n := len(v); n < minLen || n > maxLen {
+			if minLen == 1 {
+				return fmt.Sprintf("must be 1 to %d characters, got %d", maxLen, n)
+			}
+			return fmt.Sprintf("must be %d to %d characters, got %d", minLen, maxLen, n)
+		}
+		return ""
+	}
+}
+
+func oneOf(values []string) fieldCheck {
+	return func(v string) string {
+		if !slices.Contains(values, v) {
+			return "must be one of " + strings.Join(values, ", ")
+		}
+		return ""
+	}
+}
+
+func matches(re *regexp.Regexp, problem string) fieldCheck {
+	return func(v string) string {
+		if !re.MatchString(v) {
+			return problem
+		}
+		return ""
+	}
+}
+
+// keyURL checks an Azure Key Vault key identifier: an https URL whose path
+// names a key, /keys/<name>, usually followed by /<version>. Atlas refuses
+// anything else (AZURE_KEY_VAULT_KEY_IDENTIFIER_INVALID_FORMAT).
+func keyURL(v string) string {
+	u, err := url.Parse(v)
+	parts := []string{}
+	if err == nil {
+		parts = strings.Split(strings.Trim(u.Path, "/"), "/")
+	}
+	if err != nil || u.Scheme != "https" || u.Host == "" || len(parts) < 2 || parts[0] != "keys" || parts[1] == "" {
+		return "must be the key's https URL, https://<vault>.vault.azure.net/keys/<name>/<version>"
+	}
+	return ""
+}
+
+func jsonObject(v string) string {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(v), &obj); err != nil {
+		return "must be the service account's JSON key: a JSON object, sent as a string"
+	}
+	return ""
+}
