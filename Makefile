@@ -8,11 +8,11 @@ GO        ?= go
 TOOL      := $(GO) tool -modfile=tools/go.mod
 BUF       := $(TOOL) buf
 PROTODEPS := .build/protodeps
-# google/api/{annotations,http}.proto come from this module's third_party
-# copy of googleapis; the openapiv2 options from grpc-gateway/v2 as pinned in
-# go.mod. Nothing third-party is committed.
+# The API imports only google/api/annotations.proto, which imports
+# google/api/http.proto; both come from grpc-gateway v1's third_party copy of
+# googleapis. Nothing third-party is committed. The OpenAPI metadata is in
+# proto/openapiv2.yaml, so no openapiv2 option .proto is needed.
 GATEWAY_V1 := github.com/grpc-ecosystem/grpc-gateway@v1.16.0
-GATEWAY_V2 := github.com/grpc-ecosystem/grpc-gateway/v2
 
 .DEFAULT_GOAL := help
 
@@ -71,15 +71,11 @@ bench: ## Measure issue 6's targets (emulator + daemon as processes, ghz, wrk, c
 .PHONY: protodeps
 protodeps: ## Copy the imported third-party .proto files from Go modules into .build/.
 	@rm -rf $(PROTODEPS)
-	@mkdir -p $(PROTODEPS)/google/api $(PROTODEPS)/protoc-gen-openapiv2/options
+	@mkdir -p $(PROTODEPS)/google/api
 	@gw1=$$($(GO) mod download -json $(GATEWAY_V1) | grep '"Dir"' | cut -d'"' -f4) && \
 	  test -n "$$gw1" && \
 	  cp $$gw1/third_party/googleapis/google/api/annotations.proto \
 	     $$gw1/third_party/googleapis/google/api/http.proto $(PROTODEPS)/google/api/
-	@gw2=$$($(GO) mod download -json $(GATEWAY_V2) | grep '"Dir"' | cut -d'"' -f4) && \
-	  test -n "$$gw2" && \
-	  cp $$gw2/protoc-gen-openapiv2/options/annotations.proto \
-	     $$gw2/protoc-gen-openapiv2/options/openapiv2.proto $(PROTODEPS)/protoc-gen-openapiv2/options/
 	@chmod -R u+w $(PROTODEPS)
 
 .PHONY: generate
