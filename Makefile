@@ -24,9 +24,32 @@ help: ## Show this help.
 run: ## Start encryptiond on its embedded Atlas emulator (gRPC :9090, REST :8080).
 	$(GO) run ./cmd/encryptiond -dev
 
+# server/daemon's TestNodeReflectionClient runs a Node gRPC client that knows
+# the service only through server reflection. When npm is on PATH, `make
+# test` installs that client's packages from its committed lockfile into the
+# git-ignored .build/ (again only after the lockfile changes) and tells the
+# test where they are; without npm, or when the install fails (offline), the
+# test skips and says why.
+NODE_CLIENT := server/daemon/testdata/node-reflection
+NODE_PREFIX := .build/node-reflection
+
 .PHONY: test
-test: ## Run every test with the race detector.
-	$(GO) test -race -shuffle=on -count=1 ./...
+test: ## Run every test with the race detector (with npm on PATH, a Node reflection client too).
+	@if command -v npm >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(NODE_PREFIX)/installed || \
+	    echo "make test: could not install the Node reflection client; TestNodeReflectionClient will skip" >&2; \
+	fi
+	ENCRYPTIOND_NODE_MODULES=$(CURDIR)/$(NODE_PREFIX)/node_modules $(GO) test -race -shuffle=on -count=1 ./...
+
+# --ignore-scripts: no package needs its install script to be loaded;
+# --fetch-retries=1: fail in seconds, not minutes, when the registry is out
+# of reach.
+$(NODE_PREFIX)/installed: $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	@rm -rf $(NODE_PREFIX) && mkdir -p $(NODE_PREFIX)
+	@cp $^ $(NODE_PREFIX)/
+	npm ci --prefix $(NODE_PREFIX) --ignore-scripts --prefer-offline --fetch-retries=1 --no-audit --no-fund || \
+	  { rm -rf $(NODE_PREFIX); exit 1; }
+	@touch $@
 
 # Every fuzz target, as package:Target. `make test` runs their seed corpora
 # as ordinary tests; `make fuzz` explores each for FUZZTIME. The budget is a
