@@ -8,11 +8,11 @@ GO        ?= go
 TOOL      := $(GO) tool -modfile=tools/go.mod
 BUF       := $(TOOL) buf
 PROTODEPS := .build/protodeps
-# google/api/{annotations,http}.proto come from this module's third_party
-# copy of googleapis; the openapiv2 options from grpc-gateway/v2 as pinned in
-# go.mod. Nothing third-party is committed.
+# The API imports only google/api/annotations.proto, which imports
+# google/api/http.proto; both come from grpc-gateway v1's third_party copy of
+# googleapis. Nothing third-party is committed. The OpenAPI metadata is in
+# proto/openapiv2.yaml, so no openapiv2 option .proto is needed.
 GATEWAY_V1 := github.com/grpc-ecosystem/grpc-gateway@v1.16.0
-GATEWAY_V2 := github.com/grpc-ecosystem/grpc-gateway/v2
 
 .DEFAULT_GOAL := help
 
@@ -24,9 +24,32 @@ help: ## Show this help.
 run: ## Start encryptiond on its embedded Atlas emulator (gRPC :9090, REST :8080).
 	$(GO) run ./cmd/encryptiond -dev
 
+# server/daemon's TestNodeReflectionClient runs a Node gRPC client that knows
+# the service only through server reflection. When npm is on PATH, `make
+# test` installs that client's packages from its committed lockfile into the
+# git-ignored .build/ (again only after the lockfile changes) and tells the
+# test where they are; without npm, or when the install fails (offline), the
+# test skips and says why.
+NODE_CLIENT := server/daemon/testdata/node-reflection
+NODE_PREFIX := .build/node-reflection
+
 .PHONY: test
-test: ## Run every test with the race detector.
-	$(GO) test -race -shuffle=on -count=1 ./...
+test: ## Run every test with the race detector (with npm on PATH, a Node reflection client too).
+	@if command -v npm >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(NODE_PREFIX)/installed || \
+	    echo "make test: could not install the Node reflection client; TestNodeReflectionClient will skip" >&2; \
+	fi
+	ENCRYPTIOND_NODE_MODULES=$(CURDIR)/$(NODE_PREFIX)/node_modules $(GO) test -race -shuffle=on -count=1 ./...
+
+# --ignore-scripts: no package needs its install script to be loaded;
+# --fetch-retries=1: fail in seconds, not minutes, when the registry is out
+# of reach.
+$(NODE_PREFIX)/installed: $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	@rm -rf $(NODE_PREFIX) && mkdir -p $(NODE_PREFIX)
+	@cp $^ $(NODE_PREFIX)/
+	npm ci --prefix $(NODE_PREFIX) --ignore-scripts --prefer-offline --fetch-retries=1 --no-audit --no-fund || \
+	  { rm -rf $(NODE_PREFIX); exit 1; }
+	@touch $@
 
 # Every fuzz target, as package:Target. `make test` runs their seed corpora
 # as ordinary tests; `make fuzz` explores each for FUZZTIME. The budget is a
@@ -71,15 +94,11 @@ bench: ## Measure issue 6's targets (emulator + daemon as processes, ghz, wrk, c
 .PHONY: protodeps
 protodeps: ## Copy the imported third-party .proto files from Go modules into .build/.
 	@rm -rf $(PROTODEPS)
-	@mkdir -p $(PROTODEPS)/google/api $(PROTODEPS)/protoc-gen-openapiv2/options
+	@mkdir -p $(PROTODEPS)/google/api
 	@gw1=$$($(GO) mod download -json $(GATEWAY_V1) | grep '"Dir"' | cut -d'"' -f4) && \
 	  test -n "$$gw1" && \
 	  cp $$gw1/third_party/googleapis/google/api/annotations.proto \
 	     $$gw1/third_party/googleapis/google/api/http.proto $(PROTODEPS)/google/api/
-	@gw2=$$($(GO) mod download -json $(GATEWAY_V2) | grep '"Dir"' | cut -d'"' -f4) && \
-	  test -n "$$gw2" && \
-	  cp $$gw2/protoc-gen-openapiv2/options/annotations.proto \
-	     $$gw2/protoc-gen-openapiv2/options/openapiv2.proto $(PROTODEPS)/protoc-gen-openapiv2/options/
 	@chmod -R u+w $(PROTODEPS)
 
 .PHONY: generate

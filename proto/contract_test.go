@@ -1,7 +1,8 @@
 // Package proto_test holds the contract tests of the API in proto/: that the
 // generated messages speak Atlas's JSON, keep field presence, cannot carry a
-// secret in a response, and that the generated OpenAPI document describes
-// both REST paths with Atlas's spelling.
+// secret in a response, that the .proto imports only what its clients need,
+// and that the generated OpenAPI document describes both REST paths with
+// Atlas's spelling, a title and a summary for every RPC.
 package proto_test
 
 import (
@@ -180,6 +181,95 @@ func TestOpenAPIDescribesBothPathsInAtlasSpelling(t *testing.T) {
 	for _, p := range props {
 		if strings.Contains(p, "_") {
 			t.Errorf("OpenAPI property %s is not spelled as Atlas spells it", p)
+		}
+	}
+}
+
+// TestProtoImportsOnlyWhatClientsNeed checks that the API imports
+// google/api/annotations.proto and nothing else. Every client that generates
+// code from the .proto or loads it through server reflection must load its
+// imports, and some clients cannot load protoc-gen-openapiv2's options
+// (issue 11); the OpenAPI metadata belongs in proto/openapiv2.yaml.
+func TestProtoImportsOnlyWhatClientsNeed(t *testing.T) {
+	t.Parallel()
+	var linked []string
+	imports := encryptionv1.File_atlas_encryption_v1_encryption_proto.Imports()
+	for i := range imports.Len() {
+		linked = append(linked, imports.Get(i).Path())
+	}
+	source := new(descriptorpb.FileDescriptorProto)
+	if err := proto.Unmarshal(encryptionv1.SourceFileDescriptor(), source); err != nil {
+		t.Fatalf("proto.Unmarshal(SourceFileDescriptor()) = %v", err)
+	}
+	tests := []struct {
+		name    string
+		imports []string
+	}{
+		{name: "descriptor linked into the Go package", imports: linked},
+		{name: "source descriptor served by reflection", imports: source.GetDependency()},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff([]string{"google/api/annotations.proto"}, tt.imports); diff != "" {
+			t.Errorf("imports of the %s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
+// TestOpenAPIKeepsItsMetadata checks that the OpenAPI document, whose
+// metadata comes from proto/openapiv2.yaml rather than from the .proto, has
+// its title, version, description, schemes and media types, and a summary
+// for every operation of every RPC: an RPC added without an entry in
+// openapiv2.yaml fails here.
+func TestOpenAPIKeepsItsMetadata(t *testing.T) {
+	t.Parallel()
+	type operation struct {
+		OperationID string `json:"operationId"`
+		Summary     string `json:"summary"`
+	}
+	var doc struct {
+		Info struct {
+			Title       string `json:"title"`
+			Description string `json:"description"`
+			Version     string `json:"version"`
+		} `json:"info"`
+		Schemes  []string                        `json:"schemes"`
+		Consumes []string                        `json:"consumes"`
+		Produces []string                        `json:"produces"`
+		Paths    map[string]map[string]operation `json:"paths"`
+	}
+	if err := json.Unmarshal(openapiv2.JSON, &doc); err != nil {
+		t.Fatalf("OpenAPI document: %v", err)
+	}
+	if doc.Info.Title != "encryptiond" || doc.Info.Version != "v1" || doc.Info.Description == "" {
+		t.Errorf("OpenAPI info = %+v, want title encryptiond, version v1 and a description", doc.Info)
+	}
+	for _, tt := range []struct {
+		name      string
+		got, want []string
+	}{
+		{"schemes", doc.Schemes, []string{"http", "https"}},
+		{"consumes", doc.Consumes, []string{"application/json"}},
+		{"produces", doc.Produces, []string{"application/json"}},
+	} {
+		if diff := cmp.Diff(tt.want, tt.got); diff != "" {
+			t.Errorf("OpenAPI %s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+
+	summarized := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			if op.Summary == "" {
+				t.Errorf("OpenAPI %s %s (%s) has no summary", method, path, op.OperationID)
+				continue
+			}
+			summarized[op.OperationID] = true
+		}
+	}
+	methods := encryptionv1.File_atlas_encryption_v1_encryption_proto.Services().ByName("EncryptionService").Methods()
+	for i := range methods.Len() {
+		if id := "EncryptionService_" + string(methods.Get(i).Name()); !summarized[id] {
+			t.Errorf("OpenAPI has no summarized operation %s", id)
 		}
 	}
 }

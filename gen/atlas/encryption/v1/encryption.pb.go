@@ -9,7 +9,6 @@
 package encryptionv1
 
 import (
-	_ "github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2/options"
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
@@ -988,7 +987,7 @@ var File_atlas_encryption_v1_encryption_proto protoreflect.FileDescriptor
 
 const file_atlas_encryption_v1_encryption_proto_rawDesc = "" +
 	"\n" +
-	"$atlas/encryption/v1/encryption.proto\x12\x13atlas.encryption.v1\x1a\x1cgoogle/api/annotations.proto\x1a.protoc-gen-openapiv2/options/annotations.proto\"7\n" +
+	"$atlas/encryption/v1/encryption.proto\x12\x13atlas.encryption.v1\x1a\x1cgoogle/api/annotations.proto\"7\n" +
 	"\x1aGetEncryptionAtRestRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\x9c\x01\n" +
 	"\x1dUpdateEncryptionAtRestRequest\x12\x19\n" +
@@ -1120,11 +1119,10 @@ const file_atlas_encryption_v1_encryption_proto_rawDesc = "" +
 	"\x06_validB\x1a\n" +
 	"\x18_key_version_resource_idB\n" +
 	"\n" +
-	"\b_role_id2\xd7\x04\n" +
-	"\x11EncryptionService\x12\x96\x02\n" +
-	"\x13GetEncryptionAtRest\x12/.atlas.encryption.v1.GetEncryptionAtRestRequest\x1a%.atlas.encryption.v1.EncryptionAtRest\"\xa6\x01\x92A<\x12:Return the Encryption at Rest configuration of one project\x82\xd3\xe4\x93\x02^Z4\x122/api/atlas/v1.0/groups/{group_id}/encryptionAtRest\x12&/v1/groups/{group_id}/encryptionAtRest\x90\x02\x01\x12\xa8\x02\n" +
-	"\x16UpdateEncryptionAtRest\x122.atlas.encryption.v1.UpdateEncryptionAtRestRequest\x1a%.atlas.encryption.v1.EncryptionAtRest\"\xb2\x01\x92A;\x129Enable, update or disable one key provider of one project\x82\xd3\xe4\x93\x02n:\x06configZ<:\x06config22/api/atlas/v1.0/groups/{group_id}/encryptionAtRest2&/v1/groups/{group_id}/encryptionAtRestB\xd7\x03\x92A\x8a\x03\x12\xdf\x02\n" +
-	"\vencryptiond\x12\xcb\x02Manage MongoDB Atlas Encryption at Rest using Customer Key Management (AWS KMS, Azure Key Vault, Google Cloud KMS) for an Atlas project (a group). Bodies are spelled exactly as Atlas spells them, so an Atlas request body works unchanged. Secrets (secretAccessKey, secret, serviceAccountKey) are write-only: they are never returned.2\x02v1*\x02\x01\x022\x10application/json:\x10application/jsonZGgithub.com/encryptiond/encryptiond/gen/atlas/encryption/v1;encryptionv1b\x06proto3"
+	"\b_role_id2\xd8\x03\n" +
+	"\x11EncryptionService\x12\xd6\x01\n" +
+	"\x13GetEncryptionAtRest\x12/.atlas.encryption.v1.GetEncryptionAtRestRequest\x1a%.atlas.encryption.v1.EncryptionAtRest\"g\x82\xd3\xe4\x93\x02^Z4\x122/api/atlas/v1.0/groups/{group_id}/encryptionAtRest\x12&/v1/groups/{group_id}/encryptionAtRest\x90\x02\x01\x12\xe9\x01\n" +
+	"\x16UpdateEncryptionAtRest\x122.atlas.encryption.v1.UpdateEncryptionAtRestRequest\x1a%.atlas.encryption.v1.EncryptionAtRest\"t\x82\xd3\xe4\x93\x02n:\x06configZ<:\x06config22/api/atlas/v1.0/groups/{group_id}/encryptionAtRest2&/v1/groups/{group_id}/encryptionAtRestBIZGgithub.com/encryptiond/encryptiond/gen/atlas/encryption/v1;encryptionv1b\x06proto3"
 
 var (
 	file_atlas_encryption_v1_encryption_proto_rawDescOnce sync.Once
