@@ -34,7 +34,7 @@ test: ## Run every test with the race detector.
 # coordinator can report a spurious "context deadline exceeded" failure when
 # the time runs out while a worker is busy (go.dev/issue/75804, fixed in
 # Go 1.27).
-FUZZ_TARGETS := ./server:FuzzUpdateRules ./server:FuzzRESTUpdate ./atlas:FuzzDecodeResponse
+FUZZ_TARGETS := ./server:FuzzUpdateRules ./server:FuzzRESTUpdate ./atlas:FuzzDecodeResponse ./atlas:FuzzRedactSpellings
 FUZZTIME ?= 100000x
 
 .PHONY: fuzz
