@@ -230,6 +230,11 @@ func TestRedactFindsEscapedSecrets(t *testing.T) {
 			}
 		})
 	}
+	// A value that is not UTF-8 (the client takes any Go string) can end
+	// inside a character an escape stands for: the whole escape goes.
+	if got := atlas.Redact(`key abc\u00e9!`, []string{"abc\xc3"}); got != "key [redacted]!" {
+		t.Errorf("Redact(%q) = %q, want %q", `key abc\u00e9!`, got, "key [redacted]!")
+	}
 }
 
 // BenchmarkRedact measures Redact on an answer Atlas may send to a PATCH
