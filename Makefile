@@ -57,7 +57,7 @@ $(NODE_PREFIX)/installed: $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-loc
 # coordinator can report a spurious "context deadline exceeded" failure when
 # the time runs out while a worker is busy (go.dev/issue/75804, fixed in
 # Go 1.27).
-FUZZ_TARGETS := ./server:FuzzUpdateRules ./server:FuzzRESTUpdate ./atlas:FuzzDecodeResponse
+FUZZ_TARGETS := ./server:FuzzUpdateRules ./server:FuzzRESTUpdate ./atlas:FuzzDecodeResponse ./atlas:FuzzRedactSpellings
 FUZZTIME ?= 100000x
 
 .PHONY: fuzz

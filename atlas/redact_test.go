@@ -125,20 +125,17 @@ func TestSecretSpellings(t *testing.T) {
 	t.Parallel()
 	sak := `{"type":"service_account","private_key_id":"0123456789abcdef0123","private_key":"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nshort\n-----END PRIVATE KEY-----\n"}`
 	got := atlas.SecretSpellings("", `pa"ss\word-123`, sak, `pa"ss\word-123`)
+	// What the values mean, not how JSON may spell them: Redact decodes.
 	want := []string{
-		// The key and its escaped spelling, longest first.
-		strings.ReplaceAll(strings.ReplaceAll(sak, `\`, `\\`), `"`, `\"`),
 		sak,
-		// Its private key, escaped and as is.
-		`-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nshort\n-----END PRIVATE KEY-----\n`,
+		// Its private key.
 		"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nshort\n-----END PRIVATE KEY-----\n",
 		// Its PEM lines of 16 bytes or more ("short" is not one), but not
 		// the armor.
 		"MIIEvQIBADANBgkqhkiG9w0BAQEF",
 		// Its other long string.
 		"0123456789abcdef0123",
-		// The plain value, escaped and as is, once.
-		`pa\"ss\\word-123`,
+		// The plain value, once.
 		`pa"ss\word-123`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -185,5 +182,83 @@ func TestErrorListsBounded(t *testing.T) {
 	}
 	if msg := err.Error(); len(msg) > 4096 || !strings.HasSuffix(msg, " more fields)") {
 		t.Errorf("Error() is %d bytes, ending %q; want under 4 KiB, counting the fields it leaves out", len(msg), msg[max(0, len(msg)-40):])
+	}
+}
+
+// TestRedactFindsEscapedSecrets is issue 15's defect: Atlas quotes a secret
+// back JSON-escaped the way Java writes it (", not <), and Redact must find
+// it by what the escapes mean, however they are written, in quotes or not,
+// escaped once or twice; and replace exactly the text that spells it.
+func TestRedactFindsEscapedSecrets(t *testing.T) {
+	t.Parallel()
+	const (
+		secret = `wJalrXUtnFEMI<K7MDENG"bPxRfiCYEXAMPLEKEY` // the issue's reproduction
+		other  = "Zx8~Q2/v\\Hn4é€😀\u2028kT3\x01yB6&"
+		quoted = "wJalrXUtnFEMI<K7MDENG\\\"bPxRfiCYEXAMPLEKEY" // as Jackson writes it
+	)
+	// A private key nested four strings deep: escaped in the key, in the
+	// request body, where Atlas's detail quotes (part of) that body as a
+	// string, and in the error body around the detail.
+	const pk = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nshort\n-----END PRIVATE KEY-----\n"
+	sak := `{"private_key":"` + goSpelling(pk) + `","client_email":"atlas@p.iam.gserviceaccount.com"}`
+	sakPart := sak[:strings.Index(sak, `,"client_email"`)] // no whole key to find
+	errorBody := `{"detail":"` + goSpelling(`Invalid body "`+goSpelling(`{"googleCloudKms":{"serviceAccountKey":"`+goSpelling(sakPart))+`…"`) + `"}`
+
+	secrets := atlas.SecretSpellings(secret, other, `lit\n\u0041eral`, sak)
+	type test struct{ name, text, want string }
+	tests := []test{
+		{"a private key four strings deep", errorBody, strings.Replace(errorBody, goSpelling(goSpelling(goSpelling(goSpelling(pk)))), "[redacted]", 1)},
+		{"issue 15: as Java quotes it", `Invalid value "` + quoted + `" for secretAccessKey`, `Invalid value "[redacted]" for secretAccessKey`},
+		{"outside quotes", `secret=` + quoted + `, region=US_EAST_1`, `secret=[redacted], region=US_EAST_1`},
+		{"upper- and lower-case hex", `key wJalrXUtnFEMI\u003CK7MDENG\u0022bPxRfiCY\u0045XAMPLEKEY.`, `key [redacted].`},
+		{"a request body quoted in a string", `body {\"awsKms\":{\"secretAccessKey\":\"wJalrXUtnFEMI\\u003cK7MDENG\\\"bPxRfiCYEXAMPLEKEY\"}}`, `body {\"awsKms\":{\"secretAccessKey\":\"[redacted]\"}}`},
+		{"the service's message (its second line)", `Atlas answered 400 INVALID_ATTRIBUTE: Invalid value "` + quoted + `"; the change may or may not have been applied`, `Atlas answered 400 INVALID_ATTRIBUTE: Invalid value "[redacted]"; the change may or may not have been applied`},
+		{"next to each other", quoted + secret + `\u0077JalrXUtnFEMI<K7MDENG"bPxRfiCYEXAMPLEKEY`, `[redacted]`},
+		{"a secret that has backslashes as is", `lit\n\u0041eral and lit\\n\\u0041eral`, `[redacted] and [redacted]`},
+		{"escapes that mean no secret are kept", `C:\new\path \q \u12 \uD800 \\u003c wJalrXUtnFEMI<K7MDENG\"bPxRfiCYEXAMPLEKE`, `C:\new\path \q \u12 \uD800 \\u003c wJalrXUtnFEMI<K7MDENG\"bPxRfiCYEXAMPLEKE`},
+	}
+	for _, s := range placements {
+		for _, v := range []string{secret, other} {
+			tests = append(tests, test{s.name + " " + v[:4], `Invalid value "` + s.spell(v) + `"`, `Invalid value "[redacted]"`})
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := atlas.Redact(tt.text, secrets); got != tt.want {
+				t.Errorf("Redact(%q) = %q, want %q", tt.text, got, tt.want)
+			}
+		})
+	}
+	// A value that is not UTF-8 (the client takes any Go string) can end
+	// inside a character an escape stands for: the whole escape goes.
+	if got := atlas.Redact(`key abc\u00e9!`, []string{"abc\xc3"}); got != "key [redacted]!" {
+		t.Errorf("Redact(%q) = %q, want %q", `key abc\u00e9!`, got, "key [redacted]!")
+	}
+}
+
+// BenchmarkRedact measures Redact on an answer Atlas may send to a PATCH
+// that carried a service account key, and on 1 MiB bodies (the most an
+// error body is read) made to decode slowly.
+func BenchmarkRedact(b *testing.B) {
+	key, err := json.Marshal(map[string]string{"type": "service_account", "private_key_id": "3f8a9c2e7d6b5a4f1e0d9c8b7a6f5e4d3c2b1a09", "private_key": testPrivateKeyPEM, "client_email": "atlas@encryptiond-test.iam.gserviceaccount.com"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	secrets := atlas.SecretSpellings("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", string(key))
+	tests := []struct{ name, text string }{
+		{"detail", `Invalid Google Cloud service account key {"type": "service_account", "private_key": "` + goSpelling(testPrivateKeyPEM)[:200] + `…"}: parse error at line 1`},
+		{"1MiB of escapes", `\u005c` + strings.Repeat("u005c", 1<<20/5)},
+		{"1MiB of backslashes", strings.Repeat(`\`, 1<<20)},
+		{"1MiB of secrets", strings.Repeat(goSpelling(string(key)), 1<<20/len(goSpelling(string(key))))},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			b.SetBytes(int64(len(tt.text)))
+			b.ReportAllocs()
+			for b.Loop() {
+				atlas.Redact(tt.text, secrets)
+			}
+		})
 	}
 }
