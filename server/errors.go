@@ -56,9 +56,12 @@ func fromAtlas(ctx context.Context, err error, groupID string, p *provider, secr
 		i.Reason, i.HTTPStatus = reason, httpStatus
 		return i
 	}
-	// The caller's own deadline or cancellation comes first: whatever the
-	// Atlas call then returned is a consequence of it.
+	// The caller's own deadline or cancellation, or the daemon's shutdown,
+	// comes first: whatever the Atlas call then returned is a consequence
+	// of it.
 	switch ctxErr := ctx.Err(); {
+	case errors.Is(context.Cause(ctx), ErrStopping):
+		return stoppingError(err, info)
 	case errors.Is(ctxErr, context.DeadlineExceeded):
 		if errors.Is(err, atlas.ErrOutcomeUnknown) {
 			return failure.New(codes.DeadlineExceeded, "the deadline passed after the change was sent to Atlas: it may or may not have been applied; read the configuration before trying again", with(failure.ReasonOutcomeUnknown, 0))
@@ -138,10 +141,30 @@ func fromAtlas(ctx context.Context, err error, groupID string, p *provider, secr
 	return failure.New(code, msg, info, details...)
 }
 
-// lockError is the status of a caller that gave up waiting for an earlier
+// ErrStopping is the cause with which the daemon ends the contexts of the
+// calls still in flight when its shutdown timeout passes. The service then
+// answers them UNAVAILABLE, saying what is known of a change.
+var ErrStopping = errors.New("encryptiond is shutting down")
+
+// stoppingError is the status of a call cut by the daemon's shutdown, after
+// the Atlas call failed with err.
+func stoppingError(err error, info failure.Info) error {
+	info.HTTPStatus = http.StatusServiceUnavailable
+	if errors.Is(err, atlas.ErrOutcomeUnknown) {
+		info.Domain, info.Reason = failure.DomainService, failure.ReasonOutcomeUnknown
+		return failure.New(codes.Unavailable, "encryptiond shut down while the change was in flight to Atlas: it may or may not have been applied; read the configuration before trying again", info)
+	}
+	info.Domain, info.Reason = failure.DomainService, failure.ReasonShuttingDown
+	return failure.New(codes.Unavailable, "encryptiond shut down before Atlas answered; nothing was changed: try again", info)
+}
+
+// lockError is the status of a call that stopped waiting for an earlier
 // change of the same project to finish. Nothing was sent to Atlas.
-func lockError(groupID string, err error) error {
+func lockError(ctx context.Context, groupID string, err error) error {
 	info := failure.Info{Domain: failure.DomainService, GroupID: groupID}
+	if errors.Is(context.Cause(ctx), ErrStopping) {
+		return stoppingError(err, info)
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		info.Reason, info.HTTPStatus = failure.ReasonDeadlineExceeded, http.StatusGatewayTimeout
 		return failure.New(codes.DeadlineExceeded, "the deadline passed while an earlier change to this project was still in progress; nothing was sent to Atlas", info)

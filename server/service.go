@@ -57,7 +57,7 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 	}
 	unlock, err := s.groups.lock(ctx, r.groupID)
 	if err != nil {
-		return nil, lockError(r.groupID, err)
+		return nil, lockError(ctx, r.groupID, err)
 	}
 	defer unlock()
 

@@ -86,8 +86,8 @@ type Config struct {
 	Credentials Credentials
 
 	// OnReady, if not nil, is called once both servers accept connections,
-	// with the addresses they are bound to. Not a flag: tests use it with
-	// ":0" addresses.
+	// with the addresses they are bound to (and the emulator's with Dev).
+	// Not a flag: tests and benchmarks wait on it.
 	OnReady func(Addrs)
 }
 

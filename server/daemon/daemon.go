@@ -1,25 +1,30 @@
 // Package daemon assembles encryptiond: it parses the configuration
-// (ParseConfig), then Run connects the Atlas client (or, with -dev, an
-// in-process Atlas emulator) to the EncryptionService and serves it over
-// gRPC and REST until its context ends.
+// (ParseConfig), builds the service and its servers from it (New), and
+// serves them on listeners until its context ends (Daemon.Serve). Run does
+// all three for cmd/encryptiond.
 //
-// Start with Run. The pieces it wires:
+// Start with New and Serve. The pieces they wire:
 //
 //   - gRPC (grpc.go): the service, health (SERVING once ready, NOT_SERVING
 //     while stopping) and reflection from the commented source descriptors;
 //     interceptors for identity, logging, metrics, audit, authentication
-//     (mTLS) and panic recovery; keepalive and size limits.
+//     (mTLS) and panic recovery; keepalive and size limits. Two gRPC
+//     servers with the same options: one for the public listener, one for
+//     the in-process connection of the REST gateway, so that shutdown can
+//     close the first while the second finishes the REST calls in flight.
 //   - REST (http.go): the grpc-gateway handler under /v1/ and /api/atlas/,
-//     dialing the gRPC server through an in-process connection so every
-//     interceptor runs for REST too (identity.go explains how a REST caller's
-//     certificate identity crosses it); /openapi.json, /metrics, /healthz,
-//     /readyz.
+//     dialing the in-process gRPC server so every interceptor runs for REST
+//     too (identity.go explains how a REST caller's certificate identity
+//     crosses it); /openapi.json, /metrics, /healthz, /readyz.
+//   - Shutdown (shutdown.go): both listeners stop at once, in-flight calls
+//     finish or are answered UNAVAILABLE when the timeout ends.
 //   - -dev (dev.go): the emulator and the banner with ready-to-paste
 //     commands.
 package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -47,65 +52,214 @@ import (
 	"github.com/encryptiond/encryptiond/server/telemetry"
 )
 
-// Run serves the EncryptionService as cfg says until ctx is cancelled, then
-// shuts down gracefully: health goes NOT_SERVING and /readyz 503, the
-// listeners close, and in-flight calls get up to cfg.ShutdownTimeout to
-// finish before they are cut. A clean shutdown returns nil. Logs go to
-// logger; in -dev the banner goes to stdout.
-func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer) (err error) {
+// Daemon is encryptiond built from a Config, not yet serving. New builds
+// it; Serve runs it once; Close releases what New made when Serve is never
+// called.
+type Daemon struct {
+	cfg    Config
+	log    *slog.Logger
+	stdout io.Writer
+
+	dev     *devAtlas // the in-process emulator of -dev, else nil
+	baseURL string
+	creds   Credentials
+	client  *atlas.Client
+
+	tls       *tls.Config // nil: plaintext
+	mutualTLS bool
+	authz     string // what the authorization allows, for the serving record
+
+	health   *health.Server
+	public   *grpc.Server // serves the gRPC listener
+	internal *grpc.Server // serves the gateway's in-process connection
+	inproc   *internalListener
+	conn     *grpc.ClientConn // the gateway's connection to internal
+	http     *http.Server
+	ready    atomic.Bool
+	stop     *stopper
+}
+
+// New builds the daemon cfg describes: the Atlas client (or, with -dev, an
+// emulator started in-process), the service, its gRPC servers and the REST
+// gateway. It listens on nothing. Logs go to logger; in -dev the banner goes
+// to stdout.
+func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err error) {
+	d = &Daemon{cfg: cfg, log: logger, stdout: stdout, baseURL: cfg.AtlasBaseURL, creds: cfg.Credentials, stop: newStopper()}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, d.Close())
+			d = nil
+		}
+	}()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics, err := telemetry.NewMetrics(reg)
 	if err != nil {
-		return err
+		return d, err
 	}
 
-	baseURL, creds := cfg.AtlasBaseURL, cfg.Credentials
 	if cfg.Dev {
-		dev, err := startDevAtlas()
-		if err != nil {
-			return err
+		if d.dev, err = startDevAtlas(); err != nil {
+			return d, err
 		}
-		defer func() {
-			closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			defer cancel()
-			err = errors.Join(err, dev.close(closeCtx))
-		}()
-		baseURL, creds = dev.url, dev.creds
+		d.baseURL, d.creds = d.dev.url, d.dev.creds
 	}
-	client, err := newAtlasClient(baseURL, cfg.AtlasAPIVersion, cfg.AtlasRetryMaxElapsed, cfg.AtlasH2C, creds, metrics.ObserveAtlas)
+	d.client, err = newAtlasClient(d.baseURL, cfg.AtlasAPIVersion, cfg.AtlasRetryMaxElapsed, cfg.AtlasH2C, d.creds, metrics.ObserveAtlas)
 	if err != nil {
-		return err
+		return d, err
 	}
-	// Once both servers have stopped no call to Atlas is left: close the
-	// connections the client keeps for reuse rather than leave them to
-	// Atlas's idle timeout.
-	defer client.CloseIdleConnections()
-	svc := server.New(client, server.WithValidObserver(metrics.ObserveValid))
+	svc := server.New(d.client, server.WithValidObserver(metrics.ObserveValid))
 
-	tlsConf, err := loadTLS(cfg)
-	if err != nil {
-		return err
+	if d.tls, err = loadTLS(cfg); err != nil {
+		return d, err
 	}
 	public := insecure.NewCredentials()
-	if tlsConf != nil {
-		public = credentials.NewTLS(tlsConf.Clone())
+	if d.tls != nil {
+		public = credentials.NewTLS(d.tls.Clone())
 	}
-	mutualTLS := tlsConf != nil && tlsConf.ClientCAs != nil
-	authzConfig := authz.Config{Authenticate: mutualTLS, RateLimit: cfg.RateLimit, Burst: cfg.RateBurst}
+	d.mutualTLS = d.tls != nil && d.tls.ClientCAs != nil
+	authzConfig := authz.Config{Authenticate: d.mutualTLS, RateLimit: cfg.RateLimit, Burst: cfg.RateBurst}
 	if cfg.AuthzPolicy != "" {
 		if authzConfig.Policy, err = authz.LoadPolicy(cfg.AuthzPolicy); err != nil {
-			return fmt.Errorf("-authz-policy: %w", err)
+			return d, fmt.Errorf("-authz-policy: %w", err)
 		}
 	}
 	authorize, err := authz.NewInterceptor(authzConfig)
 	if err != nil {
-		return err
+		return d, err
 	}
-	if mutualTLS && authzConfig.Policy == nil {
+	d.authz = authzConfig.Summary()
+	if d.mutualTLS && authzConfig.Policy == nil {
 		logger.Warn("no -authz-policy: every authenticated caller may read and nobody may change")
 	}
 
+	d.health = health.NewServer()
+	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	d.health.SetServingStatus(encryptionv1.EncryptionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	opts := grpcServerOptions(logger, metrics, public, authorize, d.mutualTLS, d.stop)
+	d.public, d.internal = grpc.NewServer(opts...), grpc.NewServer(opts...)
+	for _, s := range []*grpc.Server{d.public, d.internal} {
+		if err := registerServices(s, svc, d.health); err != nil {
+			return d, err
+		}
+		metrics.InitializeMetrics(s)
+	}
+
+	// The gateway's client connection reaches the internal gRPC server in
+	// memory; grpc.NewClient connects lazily, on the first call.
+	d.inproc = newInternalListener()
+	d.conn, err = grpc.NewClient("passthrough:///encryptiond-internal",
+		grpc.WithContextDialer(d.inproc.dial),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithUnaryInterceptor(forwardIdentity),
+	)
+	if err != nil {
+		return d, fmt.Errorf("gateway: %w", err)
+	}
+	api, err := gateway.New(context.Background(), d.conn, gateway.WithLogger(logger), gateway.WithMaxBodyBytes(MaxBodyBytes))
+	if err != nil {
+		return d, fmt.Errorf("gateway: %w", err)
+	}
+	d.http = newHTTPServer(logger, newHTTPHandler(logger, api, reg, &d.ready, d.mutualTLS))
+	if d.tls != nil {
+		d.http.TLSConfig = d.tls.Clone()
+	}
+	return d, nil
+}
+
+// Close releases what New made: the gateway's connection, the Atlas
+// client's idle connections and the -dev emulator. Serve calls it when it
+// returns.
+func (d *Daemon) Close() error {
+	var errs []error
+	if d.conn != nil {
+		errs = append(errs, d.conn.Close())
+	}
+	if d.inproc != nil {
+		errs = append(errs, d.inproc.Close())
+	}
+	if d.client != nil {
+		// No call to Atlas is left: close the connections the client keeps
+		// for reuse rather than leave them to Atlas's idle timeout.
+		d.client.CloseIdleConnections()
+	}
+	if d.dev != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		errs = append(errs, d.dev.close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Serve serves gRPC on grpcLis and REST on httpLis until ctx is cancelled,
+// then shuts down as shutdown.go describes, closes the listeners and
+// returns; a clean shutdown returns nil. It may be called once.
+func (d *Daemon) Serve(ctx context.Context, grpcLis, httpLis net.Listener) (err error) {
+	defer func() { err = errors.Join(err, d.Close()) }()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := d.public.Serve(grpcLis); err != nil {
+			return fmt.Errorf("grpc: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := d.internal.Serve(d.inproc); err != nil {
+			return fmt.Errorf("grpc (in-process): %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		var err error
+		if d.tls != nil {
+			err = d.http.ServeTLS(httpLis, "", "")
+		} else {
+			err = d.http.Serve(httpLis)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+
+	addrs := Addrs{GRPC: grpcLis.Addr(), HTTP: httpLis.Addr(), Atlas: d.baseURL}
+	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	d.health.SetServingStatus(encryptionv1.EncryptionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	d.ready.Store(true)
+	if d.cfg.Dev {
+		// Before the "serving" record, so that whoever waits for that
+		// record finds the banner already written.
+		writeBanner(d.stdout, addrs, d.tls != nil)
+	}
+	d.log.Info("serving",
+		slog.String("grpc_addr", addrs.GRPC.String()),
+		slog.String("http_addr", addrs.HTTP.String()),
+		slog.String("atlas_base_url", d.baseURL),
+		slog.String("atlas_api_version", string(d.cfg.AtlasAPIVersion)),
+		slog.String("atlas_auth", d.creds.Mode()),
+		slog.Bool("dev", d.cfg.Dev),
+		slog.Bool("tls", d.tls != nil),
+		slog.Bool("mutual_tls", d.mutualTLS),
+		slog.String("authz", d.authz),
+		// How many threads run Go code: GOMAXPROCS, or the container's
+		// CPU limit, or every core (README, Sizing).
+		slog.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
+	)
+	if d.cfg.OnReady != nil {
+		d.cfg.OnReady(addrs)
+	}
+
+	g.Go(func() error {
+		<-gctx.Done()
+		d.shutdown()
+		return nil
+	})
+	return g.Wait()
+}
+
+// Run listens on cfg's addresses and serves the daemon New builds from cfg
+// until ctx is cancelled: what cmd/encryptiond runs.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer) error {
 	grpcLis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("-grpc-addr: %w", err)
@@ -116,137 +270,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 		return fmt.Errorf("-http-addr: %w", err)
 	}
 	defer httpLis.Close()
-	internalLis := newInternalListener()
-	defer internalLis.Close()
-
-	stopping := make(chan struct{})
-	gs := grpc.NewServer(grpcServerOptions(logger, metrics, public, authorize, mutualTLS, stopping)...)
-	hs := health.NewServer()
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	hs.SetServingStatus(encryptionv1.EncryptionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	if err := registerServices(gs, svc, hs); err != nil {
+	d, err := New(cfg, logger, stdout)
+	if err != nil {
 		return err
 	}
-	metrics.InitializeMetrics(gs)
-
-	// The gateway's client connection reaches the gRPC server in memory;
-	// grpc.NewClient connects lazily, on the first call.
-	conn, err := grpc.NewClient("passthrough:///encryptiond-internal",
-		grpc.WithContextDialer(internalLis.dial),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(forwardIdentity),
-	)
-	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
-	}
-	defer conn.Close()
-	gwCtx, cancelGateway := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelGateway()
-	api, err := gateway.New(gwCtx, conn, gateway.WithLogger(logger), gateway.WithMaxBodyBytes(MaxBodyBytes))
-	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
-	}
-	var ready atomic.Bool
-	hsrv := newHTTPServer(logger, newHTTPHandler(logger, api, reg, &ready, mutualTLS))
-	if tlsConf != nil {
-		hsrv.TLSConfig = tlsConf.Clone()
-	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := gs.Serve(grpcLis); err != nil {
-			return fmt.Errorf("grpc: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		if err := gs.Serve(internalLis); err != nil {
-			return fmt.Errorf("grpc (in-process): %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		var err error
-		if tlsConf != nil {
-			err = hsrv.ServeTLS(httpLis, "", "")
-		} else {
-			err = hsrv.Serve(httpLis)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http: %w", err)
-		}
-		return nil
-	})
-
-	addrs := Addrs{GRPC: grpcLis.Addr(), HTTP: httpLis.Addr(), Atlas: baseURL}
-	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	hs.SetServingStatus(encryptionv1.EncryptionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	ready.Store(true)
-	if cfg.Dev {
-		// Before the "serving" record, so that whoever waits for that
-		// record finds the banner already written.
-		writeBanner(stdout, addrs, tlsConf != nil)
-	}
-	logger.Info("serving",
-		slog.String("grpc_addr", addrs.GRPC.String()),
-		slog.String("http_addr", addrs.HTTP.String()),
-		slog.String("atlas_base_url", baseURL),
-		slog.String("atlas_api_version", string(cfg.AtlasAPIVersion)),
-		slog.String("atlas_auth", creds.Mode()),
-		slog.Bool("dev", cfg.Dev),
-		slog.Bool("tls", tlsConf != nil),
-		slog.Bool("mutual_tls", mutualTLS),
-		slog.String("authz", authzConfig.Summary()),
-		// How many threads run Go code: GOMAXPROCS, or the container's
-		// CPU limit, or every core (README, Sizing).
-		slog.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
-	)
-	if cfg.OnReady != nil {
-		cfg.OnReady(addrs)
-	}
-
-	g.Go(func() error {
-		<-gctx.Done()
-		close(stopping)
-		return shutdown(logger, cfg.ShutdownTimeout, hs, &ready, gs, hsrv)
-	})
-	return g.Wait()
-}
-
-// shutdown stops both servers within timeout: health NOT_SERVING first,
-// then HTTP (whose in-flight requests still need the gRPC server), then
-// gRPC, which is cut with Stop if its calls outlast the timeout.
-func shutdown(logger *slog.Logger, timeout time.Duration, hs *health.Server, ready *atomic.Bool, gs *grpc.Server, hsrv *http.Server) error {
-	logger.Info("shutting down", slog.Duration("timeout", timeout))
-	ready.Store(false)
-	hs.Shutdown()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-
-	var errs []error
-	if err := hsrv.Shutdown(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
-		hsrv.Close()
-	}
-	stopped := make(chan struct{})
-	go func() {
-		gs.GracefulStop()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-	case <-ctx.Done():
-		logger.Warn("shutdown timeout: cutting in-flight gRPC calls")
-		gs.Stop()
-		<-stopped
-	}
-	if len(errs) > 0 {
-		// In-flight REST calls outlasting the timeout are cut, as the
-		// operator asked; that is not a failure of the daemon.
-		logger.Warn("shutdown incomplete", slog.Any("error", errors.Join(errs...)))
-	}
-	logger.Info("stopped")
-	return nil
+	return d.Serve(ctx, grpcLis, httpLis)
 }
 
 // newAtlasClient builds the Atlas client from the credentials. A positive

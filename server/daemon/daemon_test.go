@@ -82,16 +82,10 @@ type daemon struct {
 	stop   func() error // cancels Run and returns its error
 }
 
-// startDaemon runs cfg (addresses default to 127.0.0.1:0) until the test
+// startDaemon serves cfg on 127.0.0.1 listeners of its own until the test
 // ends or stop is called.
 func startDaemon(t *testing.T, cfg Config) *daemon {
 	t.Helper()
-	if cfg.GRPCAddr == "" {
-		cfg.GRPCAddr = "127.0.0.1:0"
-	}
-	if cfg.HTTPAddr == "" {
-		cfg.HTTPAddr = "127.0.0.1:0"
-	}
 	if cfg.AtlasAPIVersion == "" {
 		cfg.AtlasAPIVersion = "v2"
 	}
@@ -99,13 +93,26 @@ func startDaemon(t *testing.T, cfg Config) *daemon {
 		cfg.ShutdownTimeout = 5 * time.Second
 	}
 	d := &daemon{log: &syncBuffer{}, stdout: &syncBuffer{}}
+	logger := slog.New(slog.NewJSONHandler(d.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	listen := func() net.Listener {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
+	}
+	grpcLis, httpLis := listen(), listen()
 	ready := make(chan Addrs, 1)
 	cfg.OnReady = func(a Addrs) { ready <- a }
-	logger := slog.New(slog.NewJSONHandler(d.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	built, err := New(cfg, logger, d.stdout)
+	if err != nil {
+		t.Fatalf("New() = %v; log:\n%s", err, d.log)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg, logger, d.stdout) }()
+	go func() { done <- built.Serve(ctx, grpcLis, httpLis) }()
 	var once sync.Once
 	var runErr error
 	d.stop = func() error {
@@ -114,7 +121,7 @@ func startDaemon(t *testing.T, cfg Config) *daemon {
 			select {
 			case runErr = <-done:
 			case <-time.After(30 * time.Second):
-				t.Errorf("Run did not return 30 s after its context was cancelled")
+				t.Errorf("Serve did not return 30 s after its context was cancelled")
 			}
 		})
 		return runErr
@@ -123,9 +130,9 @@ func startDaemon(t *testing.T, cfg Config) *daemon {
 	select {
 	case d.addrs = <-ready:
 	case err := <-done:
-		t.Fatalf("Run() = %v before it was ready; log:\n%s", err, d.log)
+		t.Fatalf("Serve() = %v before it was ready; log:\n%s", err, d.log)
 	case <-time.After(30 * time.Second):
-		t.Fatalf("Run() not ready after 30 s; log:\n%s", d.log)
+		t.Fatalf("Serve() not ready after 30 s; log:\n%s", d.log)
 	}
 	return d
 }

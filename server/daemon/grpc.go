@@ -42,8 +42,8 @@ const (
 
 // grpcServerOptions assembles the server's options, with the interceptor
 // chains of interceptors.
-func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public credentials.TransportCredentials, authorize grpc.UnaryServerInterceptor, requireAuth bool, stopping <-chan struct{}) []grpc.ServerOption {
-	unary, stream := interceptors(logger, metrics, authorize, requireAuth, stopping)
+func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public credentials.TransportCredentials, authorize grpc.UnaryServerInterceptor, requireAuth bool, stop *stopper) []grpc.ServerOption {
+	unary, stream := interceptors(logger, metrics, authorize, requireAuth, stop)
 	return []grpc.ServerOption{
 		grpc.Creds(splitCredentials{public}),
 		grpc.ChainUnaryInterceptor(unary...),
@@ -69,16 +69,17 @@ func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public c
 
 // interceptors returns the server's interceptor chains, outermost first.
 // Unary: recovery (outermost, so that a panic in any interceptor is an
-// INTERNAL answer rather than the end of the process), identity (who
-// calls), logging, metrics, audit (sees every mutation, refused ones
-// included), authorization (authz: authentication, rate limit, policy),
-// recovery again (innermost, so that the others see a handler's panic as
-// INTERNAL). Streaming calls (reflection, health Watch) get recovery, the
-// end of health Watch on shutdown, identity, logging, metrics,
-// authentication (mTLS only) and recovery.
-func interceptors(logger *slog.Logger, metrics *telemetry.Metrics, authorize grpc.UnaryServerInterceptor, requireAuth bool, stopping <-chan struct{}) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+// INTERNAL answer rather than the end of the process), the shutdown's cut
+// (shutdown.go), identity (who calls), logging, metrics, audit (sees every
+// mutation, refused ones included), authorization (authz: authentication,
+// rate limit, policy), recovery again (innermost, so that the others see a
+// handler's panic as INTERNAL). Streaming calls (reflection, health Watch)
+// get recovery, the cut, the end of health Watch on shutdown, identity,
+// logging, metrics, authentication (mTLS only) and recovery.
+func interceptors(logger *slog.Logger, metrics *telemetry.Metrics, authorize grpc.UnaryServerInterceptor, requireAuth bool, stop *stopper) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	unary := []grpc.UnaryServerInterceptor{
 		telemetry.UnaryRecovery(logger),
+		stop.unary,
 		identityUnary,
 		telemetry.UnaryLogging(logger),
 		metrics.UnaryServerInterceptor(),
@@ -88,7 +89,8 @@ func interceptors(logger *slog.Logger, metrics *telemetry.Metrics, authorize grp
 	}
 	stream := []grpc.StreamServerInterceptor{
 		telemetry.StreamRecovery(logger),
-		endWatchOnShutdown(stopping),
+		stop.stream,
+		endWatchOnShutdown(stop.stopping),
 		identityStream,
 		telemetry.StreamLogging(logger),
 		metrics.StreamServerInterceptor(),

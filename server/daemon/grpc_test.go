@@ -42,7 +42,7 @@ func TestInterceptorPanics(t *testing.T) {
 	}
 	log := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(log, nil))
-	unary, stream := interceptors(logger, metrics, allow, true, make(chan struct{}))
+	unary, stream := interceptors(logger, metrics, allow, true, newStopper())
 
 	for i := 1; i <= len(unary); i++ {
 		chain := slices.Insert(slices.Clone(unary), i, panicUnary)

@@ -109,6 +109,10 @@ const (
 	ReasonMalformedResponse = "ATLAS_MALFORMED_RESPONSE"
 	// ReasonUnreachable: Atlas could not be reached.
 	ReasonUnreachable = "ATLAS_UNREACHABLE"
+	// ReasonShuttingDown: the service stopped before the call could finish;
+	// nothing was changed. (A change that was already sent is
+	// ReasonOutcomeUnknown instead.)
+	ReasonShuttingDown = "SHUTTING_DOWN"
 	// ReasonInternal: a fault of this service (a panic), never detailed.
 	ReasonInternal = "INTERNAL"
 )

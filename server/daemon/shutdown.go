@@ -1,0 +1,124 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/encryptiond/encryptiond/server"
+)
+
+// How encryptiond stops, on SIGTERM or SIGINT (the context of Serve):
+//
+//  1. Health goes NOT_SERVING and /readyz 503; health Watch streams end.
+//  2. Both listeners stop accepting at the same moment: the public gRPC
+//     server stops (GracefulStop: no new connection or call; calls in
+//     flight go on) and the HTTP server shuts down (no new connection;
+//     requests in flight go on). The in-process gRPC server the gateway
+//     calls keeps serving, so REST requests already in flight finish; it
+//     stops gracefully once the HTTP server has.
+//  3. When -shutdown-timeout passes with calls still in flight, they are
+//     cut: their contexts end with server.ErrStopping as the cause, and the
+//     service answers them UNAVAILABLE, saying that a change may or may not
+//     have been applied (REST: 503 in the route's error shape). They get
+//     cutGrace to write that answer before the servers close what is left.
+
+// cutGrace is how long calls cut at the end of the shutdown timeout get to
+// answer before their connections are closed.
+const cutGrace = 2 * time.Second
+
+// stopper ends the contexts of the calls in flight when the shutdown
+// timeout passes. Its interceptors give every call a context that cut
+// cancels.
+type stopper struct {
+	ctx context.Context
+	cut context.CancelCauseFunc
+	// stopping is closed when shutdown begins.
+	stopping chan struct{}
+	once     sync.Once
+}
+
+func newStopper() *stopper {
+	ctx, cut := context.WithCancelCause(context.Background())
+	return &stopper{ctx: ctx, cut: cut, stopping: make(chan struct{})}
+}
+
+// begin marks the start of shutdown.
+func (s *stopper) begin() { s.once.Do(func() { close(s.stopping) }) }
+
+// callContext returns ctx, ended with server.ErrStopping as its cause when
+// the calls are cut. Call release when the call ends.
+func (s *stopper) callContext(ctx context.Context) (_ context.Context, release func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.ctx, func() { cancel(context.Cause(s.ctx)) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// unary is the interceptor that lets cut end a unary call.
+func (s *stopper) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, release := s.callContext(ctx)
+	defer release()
+	return handler(ctx, req)
+}
+
+// stream is the interceptor that lets cut end a streaming call.
+func (s *stopper) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, release := s.callContext(ss.Context())
+	defer release()
+	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+}
+
+// shutdown stops the servers as the comment at the top of this file says.
+// In-flight calls outlasting the timeout are cut, as the operator asked;
+// that is not a failure of the daemon.
+func (d *Daemon) shutdown() {
+	timeout := d.cfg.ShutdownTimeout
+	d.log.Info("shutting down", slog.Duration("timeout", timeout))
+	d.ready.Store(false)
+	d.health.Shutdown()
+	d.stop.begin()
+
+	// graceful runs stop, and after it then, returning when both are done.
+	graceful := func(stop, then func()) <-chan struct{} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			stop()
+			then()
+		}()
+		return done
+	}
+	httpCtx, cancelHTTP := context.WithCancel(context.Background())
+	defer cancelHTTP()
+	publicDone := graceful(d.public.GracefulStop, func() {})
+	restDone := graceful(func() { _ = d.http.Shutdown(httpCtx) }, d.internal.GracefulStop)
+
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		for _, done := range []<-chan struct{}{publicDone, restDone} {
+			select {
+			case <-done:
+			case <-t.C:
+				return false
+			}
+		}
+		return true
+	}
+	if !wait(timeout) {
+		d.log.Warn("shutdown timeout: answering the calls still in flight and closing their connections")
+		d.stop.cut(server.ErrStopping)
+		if !wait(cutGrace) {
+			cancelHTTP()
+			d.public.Stop()
+			_ = d.http.Close()
+			d.internal.Stop()
+			<-publicDone
+			<-restDone
+		}
+	}
+	d.log.Info("stopped")
+}
