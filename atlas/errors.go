@@ -73,7 +73,7 @@ type Error struct {
 	// characters removed, cut at 128 bytes.
 	ErrorCode string
 	// Detail is Atlas's human-readable detail, with the request's secrets
-	// redacted (see SecretSpellings), control characters and runs of spaces
+	// redacted (see Secrets), control characters and runs of spaces
 	// made single spaces, and cut at 1024 bytes. For a body that is not an
 	// ApiError it is a short snippet of that body, treated the same way.
 	Detail string
@@ -188,7 +188,7 @@ type BadRequestDetail struct {
 
 // newError builds an *Error from a non-2xx response whose body (already
 // limited to maxErrorBody) is body, answering a request that carried the
-// secrets spelled in secrets (see SecretSpellings). Every text Atlas sent is
+// secrets spelled in secrets (see Secrets). Every text Atlas sent is
 // redacted before it is sanitized and cut, so that a secret re-spaced or cut
 // off on the way is still removed whole.
 func newError(method string, res *http.Response, body []byte, secrets []string) *Error {
@@ -223,7 +223,7 @@ func newError(method string, res *http.Response, body []byte, secrets []string) 
 }
 
 // decodeAPIError decodes body as Atlas's ApiError document, with its
-// ErrorCode redacted of secrets (see SecretSpellings) and sanitized:
+// ErrorCode redacted of secrets (see Secrets) and sanitized:
 // printable, on one line, at most about maxErrorCode bytes. ok is false when
 // body is not an ApiError (no errorCode).
 func decodeAPIError(body []byte, secrets []string) (doc ErrorBody, ok bool) {

@@ -26,7 +26,7 @@ const redacted = "[redacted]"
 // costs a few passes over it, not one per escape.
 const maxUnescapes = 4
 
-// SecretSpellings returns the secrets to remove from anything Atlas says
+// Secrets returns the secrets to remove from anything Atlas says
 // about a request that carried the secret values: each value and, for a
 // value that is a JSON object (a Google Cloud service account key), each
 // string inside it and each line of those strings (the private key is PEM,
@@ -40,7 +40,7 @@ const maxUnescapes = 4
 // PATCH, before it cleans up and shortens the text, so that a secret cut
 // off or re-spaced on the way cannot slip through; the service applies
 // them again to what it tells its callers.
-func SecretSpellings(values ...string) []string {
+func Secrets(values ...string) []string {
 	var out []string
 	add := func(v string) {
 		if v != "" && !slices.Contains(out, v) {
@@ -72,7 +72,7 @@ func SecretSpellings(values ...string) []string {
 	return out
 }
 
-// Redact returns s with each of secrets (from SecretSpellings) replaced by
+// Redact returns s with each of secrets (from Secrets) replaced by
 // "[redacted]" wherever s says it: as it is, or JSON-escaped in any way,
 // in quotes or not, escaped up to four times over.
 //
@@ -253,7 +253,7 @@ func hex4(s string) rune {
 	return r
 }
 
-// sentSecrets returns the spellings of the write-only values update
+// sentSecrets returns the Secrets of the write-only values update
 // carries.
 func sentSecrets(update *EncryptionAtRest) []string {
 	var values []string
@@ -266,25 +266,25 @@ func sentSecrets(update *EncryptionAtRest) []string {
 	if g := update.GoogleCloudKMS; g != nil && g.ServiceAccountKey != nil {
 		values = append(values, *g.ServiceAccountKey)
 	}
-	return SecretSpellings(values...)
+	return Secrets(values...)
 }
 
-// redactJSON returns v, a decoded JSON value, with the spellings redacted
+// redactJSON returns v, a decoded JSON value, with the secrets redacted
 // from every string in it, keys included.
-func redactJSON(v any, spellings []string) any {
+func redactJSON(v any, secrets []string) any {
 	switch v := v.(type) {
 	case string:
-		return Redact(v, spellings)
+		return Redact(v, secrets)
 	case []any:
 		out := make([]any, len(v))
 		for i, x := range v {
-			out[i] = redactJSON(x, spellings)
+			out[i] = redactJSON(x, secrets)
 		}
 		return out
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		for k, x := range v {
-			out[Redact(k, spellings)] = redactJSON(x, spellings)
+			out[Redact(k, secrets)] = redactJSON(x, secrets)
 		}
 		return out
 	default:

@@ -88,7 +88,7 @@ func escapeJSON(s, hexVerb string, also func(rune) bool) string {
 	return b.String()
 }
 
-// FuzzRedactSpellings is issue 15's property: for any secret a PATCH
+// FuzzRedactSpellings: for any secret a PATCH
 // carries, spelled any of the ways placements list inside any of Atlas's
 // error fields, no part of the resulting *Error (Error(), ErrorCode, Detail,
 // Reason, Fields, Parameters) nor the errorCode the observer sees contains

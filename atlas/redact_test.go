@@ -121,10 +121,10 @@ func TestErrorNeverCarriesSentSecrets(t *testing.T) {
 	}
 }
 
-func TestSecretSpellings(t *testing.T) {
+func TestSecrets(t *testing.T) {
 	t.Parallel()
 	sak := `{"type":"service_account","private_key_id":"0123456789abcdef0123","private_key":"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nshort\n-----END PRIVATE KEY-----\n"}`
-	got := atlas.SecretSpellings("", `pa"ss\word-123`, sak, `pa"ss\word-123`)
+	got := atlas.Secrets("", `pa"ss\word-123`, sak, `pa"ss\word-123`)
 	// What the values mean, not how JSON may spell them: Redact decodes.
 	want := []string{
 		sak,
@@ -139,11 +139,11 @@ func TestSecretSpellings(t *testing.T) {
 		`pa"ss\word-123`,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("SecretSpellings() mismatch (-want +got):\n%s", diff)
+		t.Errorf("Secrets() mismatch (-want +got):\n%s", diff)
 	}
 	// "service_account" (15 bytes) is in every key: not a secret.
 	if slices.Contains(got, "service_account") {
-		t.Error("SecretSpellings() redacts the key's type")
+		t.Error("Secrets() redacts the key's type")
 	}
 	if r := atlas.Redact(`quoted pa"ss\word-123 and pa\"ss\\word-123`, got); r != "quoted [redacted] and [redacted]" {
 		t.Errorf("Redact() = %q", r)
@@ -185,14 +185,14 @@ func TestErrorListsBounded(t *testing.T) {
 	}
 }
 
-// TestRedactFindsEscapedSecrets is issue 15's defect: Atlas quotes a secret
+// TestRedactFindsEscapedSecrets: Atlas may quote a secret
 // back JSON-escaped the way Java writes it (", not <), and Redact must find
 // it by what the escapes mean, however they are written, in quotes or not,
 // escaped once or twice; and replace exactly the text that spells it.
 func TestRedactFindsEscapedSecrets(t *testing.T) {
 	t.Parallel()
 	const (
-		secret = `wJalrXUtnFEMI<K7MDENG"bPxRfiCYEXAMPLEKEY` // the issue's reproduction
+		secret = `wJalrXUtnFEMI<K7MDENG"bPxRfiCYEXAMPLEKEY` // with < and ", which Java escapes
 		other  = "Zx8~Q2/v\\Hn4é€😀\u2028kT3\x01yB6&"
 		quoted = "wJalrXUtnFEMI<K7MDENG\\\"bPxRfiCYEXAMPLEKEY" // as Jackson writes it
 	)
@@ -204,11 +204,11 @@ func TestRedactFindsEscapedSecrets(t *testing.T) {
 	sakPart := sak[:strings.Index(sak, `,"client_email"`)] // no whole key to find
 	errorBody := `{"detail":"` + goSpelling(`Invalid body "`+goSpelling(`{"googleCloudKms":{"serviceAccountKey":"`+goSpelling(sakPart))+`…"`) + `"}`
 
-	secrets := atlas.SecretSpellings(secret, other, `lit\n\u0041eral`, sak)
+	secrets := atlas.Secrets(secret, other, `lit\n\u0041eral`, sak)
 	type test struct{ name, text, want string }
 	tests := []test{
 		{"a private key four strings deep", errorBody, strings.Replace(errorBody, goSpelling(goSpelling(goSpelling(goSpelling(pk)))), "[redacted]", 1)},
-		{"issue 15: as Java quotes it", `Invalid value "` + quoted + `" for secretAccessKey`, `Invalid value "[redacted]" for secretAccessKey`},
+		{"as Java quotes it", `Invalid value "` + quoted + `" for secretAccessKey`, `Invalid value "[redacted]" for secretAccessKey`},
 		{"outside quotes", `secret=` + quoted + `, region=US_EAST_1`, `secret=[redacted], region=US_EAST_1`},
 		{"upper- and lower-case hex", `key wJalrXUtnFEMI\u003CK7MDENG\u0022bPxRfiCY\u0045XAMPLEKEY.`, `key [redacted].`},
 		{"a request body quoted in a string", `body {\"awsKms\":{\"secretAccessKey\":\"wJalrXUtnFEMI\\u003cK7MDENG\\\"bPxRfiCYEXAMPLEKEY\"}}`, `body {\"awsKms\":{\"secretAccessKey\":\"[redacted]\"}}`},
@@ -245,7 +245,7 @@ func BenchmarkRedact(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	secrets := atlas.SecretSpellings("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", string(key))
+	secrets := atlas.Secrets("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", string(key))
 	tests := []struct{ name, text string }{
 		{"detail", `Invalid Google Cloud service account key {"type": "service_account", "private_key": "` + goSpelling(testPrivateKeyPEM)[:200] + `…"}: parse error at line 1`},
 		{"1MiB of escapes", `\u005c` + strings.Repeat("u005c", 1<<20/5)},

@@ -19,7 +19,7 @@ import (
 // resends and token requests are each reported as one exchange.
 
 // attemptKey carries a call's attempt number down to exchangeTransport.
-// secretsKey carries the SecretSpellings of a PATCH's write-only values, so
+// secretsKey carries the Secrets of a PATCH's write-only values, so
 // that the errorCode it observes is redacted too.
 type (
 	attemptKey struct{}
@@ -35,11 +35,11 @@ func attemptFrom(ctx context.Context) int {
 	return n
 }
 
-func withSecrets(ctx context.Context, spellings []string) context.Context {
-	if len(spellings) == 0 {
+func withSecrets(ctx context.Context, secrets []string) context.Context {
+	if len(secrets) == 0 {
 		return ctx
 	}
-	return context.WithValue(ctx, secretsKey{}, spellings)
+	return context.WithValue(ctx, secretsKey{}, secrets)
 }
 
 func secretsFrom(ctx context.Context) []string {

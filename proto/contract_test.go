@@ -189,7 +189,8 @@ func TestOpenAPIDescribesBothPathsInAtlasSpelling(t *testing.T) {
 // google/api/annotations.proto and nothing else. Every client that generates
 // code from the .proto or loads it through server reflection must load its
 // imports, and some clients cannot load protoc-gen-openapiv2's options
-// (issue 11); the OpenAPI metadata belongs in proto/openapiv2.yaml.
+// (grpc-js-reflection-client); the OpenAPI metadata belongs in
+// proto/openapiv2.yaml.
 func TestProtoImportsOnlyWhatClientsNeed(t *testing.T) {
 	t.Parallel()
 	var linked []string

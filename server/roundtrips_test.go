@@ -12,7 +12,7 @@ import (
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 )
 
-// Round trips to Atlas are the service's latency (issue 6): these tests
+// Round trips to Atlas are most of the service's latency: these tests
 // count them at the emulator, which sees every HTTP exchange, digest
 // challenges included. They are exact counts, not timings; `make bench`
 // measures the same through the real binaries.

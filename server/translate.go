@@ -159,8 +159,8 @@ func (r *request) patch() *atlas.EncryptionAtRest {
 	return out
 }
 
-// secrets returns the spellings of the secret values the request carries
-// (atlas.SecretSpellings), to redact them from anything Atlas says back. The
+// secrets returns the secret values the request carries (atlas.Secrets),
+// to redact them from anything Atlas says back, however escaped. The
 // Atlas client already removes them from its errors; this is the second
 // line, for every text the service builds from one.
 func (r *request) secrets() []string {
@@ -173,7 +173,7 @@ func (r *request) secrets() []string {
 			values = append(values, r.msg.Get(fd).String())
 		}
 	}
-	return atlas.SecretSpellings(values...)
+	return atlas.Secrets(values...)
 }
 
 // applied returns the configuration as it would be after Atlas applied the

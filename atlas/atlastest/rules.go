@@ -14,7 +14,8 @@ import (
 )
 
 // This file holds Atlas's rules for the encryptionAtRest resource, as
-// CONTRACT.md states them:
+// Atlas documents them (its Administration API reference for
+// encryptionAtRest, and the behaviour of its official clients):
 //
 //  1. A provider that is not enabled must be sent whole for one auth mode.
 //  2. An enabled provider takes only the changed fields, merged in.

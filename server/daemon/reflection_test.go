@@ -149,8 +149,8 @@ func reflectedFiles(t *testing.T, addr, symbol string) map[string]*descriptorpb.
 // a tool's option file (protoc-gen-openapiv2's), and the only extension of a
 // google.protobuf.*Options message among them is google.api.http. A client
 // builds its descriptor pool from every file it is sent, and some fail on
-// the openapiv2 extensions (issue 11: a Node client stopped at "duplicate id
-// 1042 in Type .google.protobuf.FileOptions").
+// the openapiv2 extensions (grpc-js-reflection-client stopped at "duplicate
+// id 1042 in Type .google.protobuf.FileOptions").
 func TestReflectionServesOnlyWhatClientsNeed(t *testing.T) {
 	t.Parallel()
 	addr := serveLoopback(t, encryptionv1.UnimplementedEncryptionServiceServer{})
