@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
@@ -22,6 +25,7 @@ import (
 
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 	"github.com/encryptiond/encryptiond/server/audit"
+	"github.com/encryptiond/encryptiond/server/failure"
 	"github.com/encryptiond/encryptiond/server/telemetry"
 )
 
@@ -43,9 +47,15 @@ const (
 // grpcServerOptions assembles the server's options, with the interceptor
 // chains of interceptors.
 func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public credentials.TransportCredentials, authorize grpc.UnaryServerInterceptor, requireAuth bool, stop *stopper) []grpc.ServerOption {
-	unary, stream := interceptors(logger, metrics, authorize, requireAuth, stop)
+	unary, stream := interceptors(logger, authorize, requireAuth, stop)
 	return []grpc.ServerOption{
 		grpc.Creds(splitCredentials{public}),
+		// Stats handlers see every call, those grpc-go ends before any
+		// interceptor included; TagRPC runs in this order.
+		grpc.StatsHandler(identityStats{}),
+		grpc.StatsHandler(telemetry.NewCalls(logger, metrics)),
+		grpc.ForceServerCodecV2(newRequestCodec()),
+		grpc.UnknownServiceHandler(unknownMethod),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
@@ -68,38 +78,46 @@ func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public c
 }
 
 // interceptors returns the server's interceptor chains, outermost first.
-// Unary: recovery (outermost, so that a panic in any interceptor is an
-// INTERNAL answer rather than the end of the process), the shutdown's cut
-// (shutdown.go), identity (who calls), logging, metrics, audit (sees every
-// mutation, refused ones included), authorization (authz: authentication,
-// rate limit, policy), recovery again (innermost, so that the others see a
-// handler's panic as INTERNAL). Streaming calls (reflection, health Watch)
-// get recovery, the cut, the end of health Watch on shutdown, identity,
-// logging, metrics, authentication (mTLS only) and recovery.
-func interceptors(logger *slog.Logger, metrics *telemetry.Metrics, authorize grpc.UnaryServerInterceptor, requireAuth bool, stop *stopper) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+// (The caller's identity, the call log and the metrics come before them, from
+// the stats handlers.) Unary: recovery (outermost, so that a panic in any
+// interceptor is an INTERNAL answer rather than the end of the process), the
+// shutdown's cut (shutdown.go), audit (sees every mutation, refused ones
+// included), authorization (authz: authentication, rate limit, policy), the
+// refusal of an undecodable request (codec.go), recovery again (innermost,
+// so that the others see a handler's panic as INTERNAL). Streaming calls
+// (reflection, health Watch) get recovery, the cut, the end of health Watch
+// on shutdown, authentication (mTLS only), the refusal of an undecodable
+// request and recovery.
+func interceptors(logger *slog.Logger, authorize grpc.UnaryServerInterceptor, requireAuth bool, stop *stopper) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	unary := []grpc.UnaryServerInterceptor{
 		telemetry.UnaryRecovery(logger),
 		stop.unary,
-		identityUnary,
-		telemetry.UnaryLogging(logger),
-		metrics.UnaryServerInterceptor(),
 		audit.UnaryServerInterceptor(logger.With(slog.String("logger", "audit"))),
 		authorize,
+		refuseUndecodable,
 		telemetry.UnaryRecovery(logger),
 	}
 	stream := []grpc.StreamServerInterceptor{
 		telemetry.StreamRecovery(logger),
 		stop.stream,
 		endWatchOnShutdown(stop.stopping),
-		identityStream,
-		telemetry.StreamLogging(logger),
-		metrics.StreamServerInterceptor(),
 	}
 	if requireAuth {
 		stream = append(stream, requireAuthStream)
 	}
-	stream = append(stream, telemetry.StreamRecovery(logger))
+	stream = append(stream, refuseUndecodableStream, telemetry.StreamRecovery(logger))
 	return unary, stream
+}
+
+// unknownMethod answers a method no service has, so that such calls pass
+// through the stats handlers and the stream interceptors like any other.
+func unknownMethod(_ any, ss grpc.ServerStream) error {
+	method, _ := grpc.MethodFromServerStream(ss)
+	if len(method) > 128 {
+		method = method[:128] + "…"
+	}
+	return failure.New(codes.Unimplemented, fmt.Sprintf("this server has no method %q", strings.ToValidUTF8(method, "")),
+		failure.Info{Domain: failure.DomainService, Reason: failure.ReasonUnknownMethod, HTTPStatus: http.StatusNotImplemented})
 }
 
 // watchGrace is how long a health Watch stream stays open after shutdown

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -18,7 +17,6 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
-	"github.com/encryptiond/encryptiond/server/telemetry"
 )
 
 // TestInterceptorPanics puts a panicking interceptor at every position of
@@ -36,13 +34,9 @@ func TestInterceptorPanics(t *testing.T) {
 	panicStream := func(any, grpc.ServerStream, *grpc.StreamServerInfo, grpc.StreamHandler) error {
 		panic("stream interceptor bug")
 	}
-	metrics, err := telemetry.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	log := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(log, nil))
-	unary, stream := interceptors(logger, metrics, allow, true, newStopper())
+	unary, stream := interceptors(logger, allow, true, newStopper())
 
 	for i := 1; i <= len(unary); i++ {
 		chain := slices.Insert(slices.Clone(unary), i, panicUnary)

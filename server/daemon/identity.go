@@ -39,10 +39,11 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/encryptiond/encryptiond/server/caller"
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 // callerMetadataKey carries a REST caller's verified identity from the
@@ -193,16 +194,23 @@ func restClientAddr(ctx context.Context) string {
 	return strings.TrimSpace(last)
 }
 
-// identityUnary and identityStream establish the caller's identity. They
-// refuse nothing: authorization does (package authz for unary calls,
-// requireAuthStream for streams), after the audit log has seen the call.
-func identityUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	return handler(withIdentity(ctx), req)
+// identityStats establishes the caller's identity when a call begins, as
+// a stats.Handler, so that everything after it sees the identity: the call
+// log and metrics (telemetry.Calls, the next stats handler), then every
+// interceptor. It refuses nothing: authorization does (package authz for
+// unary calls, requireAuthStream for streams), after the audit log has seen
+// the call.
+type identityStats struct{}
+
+func (identityStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	return withIdentity(ctx)
 }
 
-func identityStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	return handler(srv, &contextStream{ServerStream: ss, ctx: withIdentity(ss.Context())})
-}
+func (identityStats) HandleRPC(context.Context, stats.RPCStats) {}
+
+func (identityStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+
+func (identityStats) HandleConn(context.Context, stats.ConnStats) {}
 
 // contextStream replaces a stream's context.
 type contextStream struct {
@@ -222,7 +230,8 @@ const healthMethodPrefix = "/grpc.health.v1.Health/"
 func requireAuthStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ok, _ := ss.Context().Value(authenticatedKey{}).(bool)
 	if !ok && !strings.HasPrefix(info.FullMethod, healthMethodPrefix) {
-		return status.Error(codes.Unauthenticated, "a client certificate signed by the configured client CA is required")
+		return failure.New(codes.Unauthenticated, "a client certificate signed by the configured client CA is required",
+			failure.Info{Domain: failure.DomainService, Reason: failure.ReasonUnauthenticated, HTTPStatus: http.StatusUnauthorized})
 	}
 	return handler(srv, ss)
 }

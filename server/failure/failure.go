@@ -86,6 +86,11 @@ const (
 	ReasonMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	// ReasonInvalidPath: a REST path that cannot be parsed.
 	ReasonInvalidPath = "INVALID_PATH"
+	// ReasonMalformedRequest: a gRPC request message that is not valid
+	// protobuf.
+	ReasonMalformedRequest = "MALFORMED_REQUEST"
+	// ReasonUnknownMethod: a gRPC method that no service of the server has.
+	ReasonUnknownMethod = "UNKNOWN_METHOD"
 
 	// ReasonUnauthenticated: no valid client certificate under mutual TLS.
 	ReasonUnauthenticated = "UNAUTHENTICATED"

@@ -8,19 +8,21 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
-	"google.golang.org/grpc"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/stats"
 
 	"github.com/encryptiond/encryptiond/server/caller"
 )
 
-// TestUnaryLoggingForwardedFor checks that the call log shows the address
+// TestCallLogForwardedFor checks that the call log shows the address
 // caller.ForwardedFor carries, and never the x-forwarded-for metadata a
 // caller sent.
-func TestUnaryLoggingForwardedFor(t *testing.T) {
+func TestCallLogForwardedFor(t *testing.T) {
 	t.Parallel()
 	spoofed := metadata.Pairs("x-forwarded-for", "203.0.113.66, 198.51.100.7")
 	tests := []struct {
@@ -51,13 +53,16 @@ func TestUnaryLoggingForwardedFor(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var buf bytes.Buffer
-			log := UnaryLogging(slog.New(slog.NewJSONHandler(&buf, nil)))
-			ctx := peer.NewContext(t.Context(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}})
-			ctx = tt.ctx(ctx)
-			info := &grpc.UnaryServerInfo{FullMethod: "/atlas.encryption.v1.EncryptionService/GetEncryptionAtRest"}
-			if _, err := log(ctx, nil, info, func(context.Context, any) (any, error) { return nil, nil }); err != nil {
-				t.Fatalf("UnaryLogging() = %v", err)
+			m, err := NewMetrics(prometheus.NewRegistry())
+			if err != nil {
+				t.Fatal(err)
 			}
+			calls := NewCalls(slog.New(slog.NewJSONHandler(&buf, nil)), m)
+			ctx := peer.NewContext(t.Context(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}})
+			ctx = calls.TagRPC(tt.ctx(ctx), &stats.RPCTagInfo{FullMethodName: "/atlas.encryption.v1.EncryptionService/GetEncryptionAtRest"})
+			now := time.Now()
+			calls.HandleRPC(ctx, &stats.Begin{BeginTime: now})
+			calls.HandleRPC(ctx, &stats.End{BeginTime: now, EndTime: now.Add(time.Millisecond)})
 			var rec map[string]any
 			if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
 				t.Fatalf("log %q: %v", buf.String(), err)

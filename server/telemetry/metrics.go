@@ -4,9 +4,7 @@ import (
 	"strconv"
 	"sync"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 
 	"github.com/encryptiond/encryptiond/atlas"
 )
@@ -15,7 +13,7 @@ import (
 // registry of its own (no global state); every method is safe for
 // concurrent use.
 type Metrics struct {
-	grpc         *grpcprom.ServerMetrics
+	grpc         *grpcMetrics
 	valid        *validCollector
 	atlasCalls   *prometheus.CounterVec
 	atlasLatency *prometheus.HistogramVec
@@ -43,8 +41,9 @@ type atlasSeries struct {
 
 // NewMetrics creates the metrics and registers them with reg.
 //
-//   - grpc_server_* (go-grpc-middleware's provider): calls started and
-//     handled by method and code, and a handling-time histogram.
+//   - grpc_server_* (kept by Calls, named as go-grpc-middleware's
+//     Prometheus provider names them): calls started and handled by method
+//     and code, messages received and sent, and a handling-time histogram.
 //   - encryptiond_encryption_at_rest_valid{group_id,provider}: 1 or 0, the
 //     last `valid` flag Atlas reported. Alert on 0 for an enabled provider.
 //     At most MaxValidProjects projects get a series, the first seen.
@@ -57,9 +56,7 @@ type atlasSeries struct {
 //   - encryptiond_atlas_request_duration_seconds{method}.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
-			grpcprom.WithHistogramBuckets([]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}),
-		)),
+		grpc:             newGRPCMetrics(),
 		valid:            newValidCollector(),
 		atlasSeriesByKey: make(map[atlasKey]atlasSeries),
 		atlasCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -74,27 +71,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets:   []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"method"}),
 	}
-	for _, c := range []prometheus.Collector{m.grpc, m.valid, m.atlasCalls, m.atlasLatency} {
+	for _, c := range append(m.grpc.collectors(), m.valid, m.atlasCalls, m.atlasLatency) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
 }
-
-// UnaryServerInterceptor counts and times unary calls.
-func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
-	return m.grpc.UnaryServerInterceptor()
-}
-
-// StreamServerInterceptor counts and times streaming calls.
-func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
-	return m.grpc.StreamServerInterceptor()
-}
-
-// InitializeMetrics pre-creates the gRPC series of every method registered
-// on s at zero, so that rates exist before the first call.
-func (m *Metrics) InitializeMetrics(s *grpc.Server) { m.grpc.InitializeMetrics(s) }
 
 // ObserveValid records the `enabled` and `valid` flags Atlas reported for a
 // provider; it fits server.WithValidObserver. Only enabled providers have a
