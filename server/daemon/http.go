@@ -33,12 +33,15 @@ const (
 // mutual TLS, /metrics requires a verified client certificate (its labels
 // name projects); the API's callers are checked by the gRPC server, where the
 // gateway's calls land.
+//
+// Every other path goes to the gateway, which answers those it does not
+// serve with a JSON 404, and those that are not in canonical form (//v1/…,
+// /./, x/../) with a JSON 400, in the shape of the path they stand for:
+// net/http's ServeMux would answer the latter with a redirect to the
+// cleaned path, unlogged, and a client that follows redirects would send a
+// change again.
 func newHTTPHandler(logger *slog.Logger, api http.Handler, reg *prometheus.Registry, ready *atomic.Bool, mutualTLS bool) http.Handler {
-	mux := http.NewServeMux()
 	api = withRESTIdentity(api)
-	mux.Handle("/v1/", api)
-	mux.Handle("/api/atlas/", api)
-
 	other := http.NewServeMux()
 	other.Handle("GET /openapi.json", gateway.OpenAPIHandler())
 	var metrics http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -61,8 +64,15 @@ func newHTTPHandler(logger *slog.Logger, api http.Handler, reg *prometheus.Regis
 		}
 		w.Write([]byte("ready\n"))
 	})
-	mux.Handle("/", telemetry.AccessLog(logger, other, "/healthz", "/readyz", "/metrics"))
-	return mux
+	probes := telemetry.AccessLog(logger, other, "/healthz", "/readyz", "/metrics")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/openapi.json", "/metrics", "/healthz", "/readyz":
+			probes.ServeHTTP(w, r)
+		default:
+			api.ServeHTTP(w, r)
+		}
+	})
 }
 
 // requireClientCert answers 401 to a request without a verified client

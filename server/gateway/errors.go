@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -162,7 +163,7 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, rt *route, 
 		httpStatus int
 		body       any
 	)
-	if strings.HasPrefix(r.URL.Path, atlasPrefix) {
+	if strings.HasPrefix(path.Clean(r.URL.Path), atlasPrefix) {
 		httpStatus = e.atlasStatus
 		ae := atlas.ErrorBody{
 			Error:      httpStatus,

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/textproto"
+	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -119,6 +121,21 @@ func outgoingHeader(key string) (string, bool) {
 // for a PATCH; the ServeMux is also told to ignore it).
 var droppedHeaders = []string{"Authorization", "Grpc-Timeout", "Te", "X-Http-Method-Override"}
 
+// canonical reports whether p is an absolute path without empty, . or ..
+// segments (a final slash aside): what net/http's ServeMux would otherwise
+// answer with a redirect to the cleaned path, which a client following
+// redirects would obey by sending a change again.
+func canonical(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean == p
+}
+
 // withoutDroppedHeaders returns r, or a copy of it without droppedHeaders
 // if it has any: a handler does not change the request it is given.
 func withoutDroppedHeaders(r *http.Request) *http.Request {
@@ -153,9 +170,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.pretty || f.envelope {
 		rec.buf = &bytes.Buffer{}
 	}
-	if r.ContentLength > h.maxBodyBytes {
+	switch {
+	case !canonical(r.URL.Path):
+		h.refuse(rec, r, nil, &refusal{httpStatus: http.StatusBadRequest, reason: failure.ReasonInvalidPath,
+			message: "The request path is not in canonical form: it has an empty, . or .. segment. Nothing was done; see /openapi.json for the paths."})
+	case r.ContentLength > h.maxBodyBytes:
 		h.refuse(rec, r, nil, bodyTooLarge(h.maxBodyBytes))
-	} else {
+	default:
 		h.mux.ServeHTTP(rec, withoutDroppedHeaders(r))
 	}
 	if rec.buf != nil {
