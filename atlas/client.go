@@ -124,41 +124,81 @@ func (c *Client) Stats() ClientStats {
 // shutting down.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
-// resourceURL returns the encryptionAtRest URL of groupID.
-func (c *Client) resourceURL(groupID string) string {
+// call is one call of the Administration API.
+type call struct {
+	method string
+	// resource names the resource in errors: "encryptionAtRest",
+	// "clusters".
+	resource string
+	// path follows /api/atlas/<version>, its elements escaped:
+	// "/groups/<id>/encryptionAtRest".
+	path  string
+	query url.Values
+	body  []byte // nil for none
+	// secrets are the Secrets of the write-only values body carries.
+	secrets []string
+	// v2 marks a resource that only API v2 has: it is called on v2 paths
+	// with v2's media type whatever the client's APIVersion.
+	v2 bool
+	// out receives a 2xx answer's JSON body; nil for none.
+	out any
+}
+
+// changes reports whether the call asks Atlas to change something: such a
+// call is never resent once it may have reached Atlas.
+func (c *call) changes() bool { return c.method != http.MethodGet }
+
+// url returns the call's URL.
+func (c *Client) url(cl *call) string {
+	version := c.version
+	if cl.v2 {
+		version = APIVersionV2
+	}
 	u := c.base
-	u.Path = c.base.Path + "/api/atlas/" + string(c.version) + "/groups/" + groupID + "/encryptionAtRest"
-	u.RawPath = c.base.Path + "/api/atlas/" + string(c.version) + "/groups/" + url.PathEscape(groupID) + "/encryptionAtRest"
+	prefix := c.base.Path + "/api/atlas/" + string(version)
+	unescaped, err := url.PathUnescape(cl.path)
+	if err != nil {
+		unescaped = cl.path
+	}
+	u.Path, u.RawPath = prefix+unescaped, prefix+cl.path
+	u.RawQuery = cl.query.Encode()
 	return u.String()
 }
 
+// mediaType returns the call's Accept (and Content-Type) value.
+func (c *Client) mediaType(cl *call) string {
+	if cl.v2 {
+		return APIVersionV2.mediaType()
+	}
+	return c.version.mediaType()
+}
+
 // do performs one API call with retries; see RetryPolicy for the rules.
-// body is nil for GET.
-func (c *Client) do(ctx context.Context, method, groupID string, body []byte, secrets []string) (*EncryptionAtRest, error) {
-	target := c.resourceURL(groupID)
+func (c *Client) do(ctx context.Context, cl *call) error {
+	target := c.url(cl)
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		out, r := c.attempt(ctx, method, target, body, secrets, attempt)
+		r := c.attempt(ctx, cl, target, attempt)
 		if r.err == nil {
-			return out, nil
+			return nil
 		}
 		if !r.retry || attempt >= c.retry.MaxAttempts || ctx.Err() != nil {
-			return nil, r.err
+			return r.err
 		}
 		wait := max(r.wait, c.retry.backoff(attempt))
 		resume := time.Now().Add(wait)
 		if c.retry.MaxElapsed > 0 && resume.Sub(start) > c.retry.MaxElapsed {
-			return nil, r.err
+			return r.err
 		}
 		if dl, ok := ctx.Deadline(); ok && !resume.Before(dl) {
-			return nil, r.err
+			return r.err
 		}
 		timer := time.NewTimer(wait)
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
 			timer.Stop()
-			return nil, opError(method, fmt.Errorf("%w (waiting to retry after: %w)", ctx.Err(), r.err))
+			return cl.error(fmt.Errorf("%w (waiting to retry after: %w)", ctx.Err(), r.err))
 		}
 	}
 }
@@ -172,35 +212,40 @@ type outcome struct {
 
 // attempt sends one request and interprets the answer. The HTTP client's
 // Timeout bounds the whole attempt, reading the body included.
-func (c *Client) attempt(ctx context.Context, method, target string, body []byte, secrets []string, n int) (*EncryptionAtRest, outcome) {
+func (c *Client) attempt(ctx context.Context, cl *call, target string, n int) outcome {
 	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
+	if cl.body != nil {
+		rd = bytes.NewReader(cl.body)
 	}
-	reqCtx := withSecrets(withAttempt(ctx, n), secrets)
+	reqCtx := withSecrets(withAttempt(ctx, n), cl.secrets)
 	if dl, ok := ctx.Deadline(); c.timeout > 0 && (!ok || time.Until(dl) > c.timeout) {
 		var cancel context.CancelFunc
 		reqCtx, cancel = context.WithTimeout(reqCtx, c.timeout)
 		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(reqCtx, method, target, rd)
+	req, err := http.NewRequestWithContext(reqCtx, cl.method, target, rd)
 	if err != nil {
-		return nil, outcome{err: opError(method, err)}
+		return outcome{err: cl.error(err)}
 	}
-	req.Header.Set("Accept", c.version.mediaType())
+	req.Header.Set("Accept", c.mediaType(cl))
 	req.Header.Set("User-Agent", c.userAgent)
-	if body != nil {
-		req.Header.Set("Content-Type", c.version.mediaType())
+	if cl.body != nil {
+		req.Header.Set("Content-Type", c.mediaType(cl))
 	}
 	res, err := c.hc.Do(req)
 	if err != nil {
-		return nil, c.transportFailure(ctx, method, err)
+		return c.transportFailure(ctx, cl, err)
 	}
 	defer res.Body.Close()
 	if res.StatusCode < 200 || res.StatusCode > 299 {
 		b, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
-		e := newError(method, res, b, secrets)
-		return nil, outcome{err: e, retry: retryableStatus(method, res.StatusCode), wait: e.RetryAfter}
+		e := newError(cl.method, res, b, cl.secrets)
+		e.Resource = cl.resource
+		return outcome{err: e, retry: retryableStatus(cl.method, res.StatusCode), wait: e.RetryAfter}
+	}
+	if cl.out == nil || res.StatusCode == http.StatusNoContent {
+		drain(res)
+		return outcome{}
 	}
 	b, err := io.ReadAll(io.LimitReader(res.Body, maxBody+1))
 	cutOff := err != nil // the connection failed mid-body
@@ -210,33 +255,40 @@ func (c *Client) attempt(ctx context.Context, method, target string, body []byte
 	case len(b) > maxBody:
 		err = fmt.Errorf("body exceeds %d bytes", maxBody)
 	default:
-		var out EncryptionAtRest
-		if err = json.Unmarshal(b, &out); err == nil {
-			return &out, outcome{}
+		if err = json.Unmarshal(b, cl.out); err == nil {
+			return outcome{}
 		}
 		err = fmt.Errorf("decoding body: %w", err)
 	}
-	if method == http.MethodPatch {
+	if cl.changes() {
 		// 2xx: Atlas applied the change. Never resend it.
-		return nil, outcome{err: opError(method, fmt.Errorf("%w (%w): %w", ErrUpdateAppliedUnreadable, ErrMalformedResponse, err))}
+		return outcome{err: cl.error(fmt.Errorf("%w (%w): %w", ErrUpdateAppliedUnreadable, ErrMalformedResponse, err))}
 	}
 	// A body cut off in transit is worth another GET; a complete but
 	// invalid or oversized one is not.
-	return nil, outcome{err: opError(method, fmt.Errorf("%w: %w", ErrMalformedResponse, err)), retry: cutOff && ctx.Err() == nil}
+	return outcome{err: cl.error(fmt.Errorf("%w: %w", ErrMalformedResponse, err)), retry: cutOff && ctx.Err() == nil}
 }
 
 // transportFailure classifies an error from http.Client.Do.
-func (c *Client) transportFailure(ctx context.Context, method string, err error) outcome {
+func (c *Client) transportFailure(ctx context.Context, cl *call, err error) outcome {
 	// The token endpoint answered with an error: nothing was sent to the
-	// resource, so even a PATCH may be retried when the status allows.
+	// resource, so even a change may be retried when the status allows.
 	var aerr *Error
 	if errors.As(err, &aerr) {
 		s := aerr.HTTPStatus
 		return outcome{err: aerr, retry: s == http.StatusTooManyRequests || s >= 500, wait: aerr.RetryAfter}
 	}
-	unsent := provablyUnsent(err)
-	if method == http.MethodPatch && !unsent {
-		return outcome{err: opError(method, fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))}
+	if cl.changes() && !provablyUnsent(err) {
+		return outcome{err: cl.error(fmt.Errorf("%w: %w", ErrOutcomeUnknown, err))}
 	}
-	return outcome{err: opError(method, err), retry: ctx.Err() == nil}
+	return outcome{err: cl.error(err), retry: ctx.Err() == nil}
 }
+
+// error wraps err with the call it belongs to, keeping it inspectable with
+// errors.Is and errors.As.
+func (cl *call) error(err error) error {
+	return fmt.Errorf("atlas: %s %s: %w", cl.method, cl.resource, err)
+}
+
+// groupPath is the path of a project: "/groups/<id>", escaped.
+func groupPath(groupID string) string { return "/groups/" + url.PathEscape(groupID) }

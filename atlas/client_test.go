@@ -93,10 +93,10 @@ func TestErrorString(t *testing.T) {
 		err  *atlas.Error
 		want string
 	}{
-		{&atlas.Error{HTTPStatus: 409, ErrorCode: "CANNOT_DISABLE_ENCRYPTION_AT_REST", Detail: "in use", Method: "PATCH"},
+		{&atlas.Error{HTTPStatus: 409, ErrorCode: "CANNOT_DISABLE_ENCRYPTION_AT_REST", Detail: "in use", Method: "PATCH", Resource: "encryptionAtRest"},
 			"atlas: PATCH encryptionAtRest: 409 CANNOT_DISABLE_ENCRYPTION_AT_REST: in use"},
-		{&atlas.Error{HTTPStatus: 502, Method: "GET"}, "atlas: GET encryptionAtRest: 502 Bad Gateway"},
-		{&atlas.Error{HTTPStatus: 400, ErrorCode: "MISSING_ATTRIBUTE", Detail: "d", Method: "PATCH",
+		{&atlas.Error{HTTPStatus: 502, Method: "GET", Resource: "encryptionAtRest"}, "atlas: GET encryptionAtRest: 502 Bad Gateway"},
+		{&atlas.Error{HTTPStatus: 400, ErrorCode: "MISSING_ATTRIBUTE", Detail: "d", Method: "PATCH", Resource: "encryptionAtRest",
 			Fields: []atlas.FieldViolation{{Field: "awsKms.region", Description: "required"}, {Field: "awsKms.roleId"}}},
 			"atlas: PATCH encryptionAtRest: 400 MISSING_ATTRIBUTE: d (awsKms.region: required; awsKms.roleId)"},
 	}
@@ -151,7 +151,7 @@ func TestStatusPaths(t *testing.T) {
 		{"400 with fields", "PATCH", fieldsBody, &atlas.Error{HTTPStatus: 400, ErrorCode: "MISSING_ATTRIBUTE",
 			Detail: "The required attribute awsKms.region was not specified.", Reason: "Bad Request",
 			Parameters: []any{map[string]any{"name": "region"}},
-			Fields:     []atlas.FieldViolation{{Field: "awsKms.region", Description: "required"}}, Method: "PATCH"}, 1},
+			Fields:     []atlas.FieldViolation{{Field: "awsKms.region", Description: "required"}}, Method: "PATCH", Resource: "encryptionAtRest"}, 1},
 		{"401", "GET", apiErrorHandler(401, "UNAUTHORIZED"), &atlas.Error{HTTPStatus: 401, ErrorCode: "UNAUTHORIZED"}, 1},
 		{"403", "GET", apiErrorHandler(403, "IP_ADDRESS_NOT_ON_WHITELIST"), &atlas.Error{HTTPStatus: 403, ErrorCode: "IP_ADDRESS_NOT_ON_WHITELIST"}, 1},
 		{"404", "GET", apiErrorHandler(404, "GROUP_NOT_FOUND"), &atlas.Error{HTTPStatus: 404, ErrorCode: "GROUP_NOT_FOUND"}, 1},

@@ -90,8 +90,15 @@ var azureEnvironments = []string{"AZURE", "AZURE_CHINA", "AZURE_US_GOVERNMENT"}
 //
 // Atlas API docs: https://www.mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Encryption-at-Rest-using-Customer-Key-Management/operation/getGroupEncryptionAtRest
 func (c *Client) GetEncryptionAtRest(ctx context.Context, groupID string) (*EncryptionAtRest, error) {
-	return c.do(ctx, http.MethodGet, groupID, nil, nil)
+	var out EncryptionAtRest
+	if err := c.do(ctx, &call{method: http.MethodGet, resource: encryptionAtRest, path: groupPath(groupID) + "/encryptionAtRest", out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
+
+// encryptionAtRest is the resource's name in errors.
+const encryptionAtRest = "encryptionAtRest"
 
 // UpdateEncryptionAtRest changes the configuration of project groupID with a
 // PATCH whose body is exactly update's set fields, and returns the resulting
@@ -105,12 +112,18 @@ func (c *Client) GetEncryptionAtRest(ctx context.Context, groupID string) (*Encr
 //
 // Atlas API docs: https://www.mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Encryption-at-Rest-using-Customer-Key-Management/operation/updateGroupEncryptionAtRest
 func (c *Client) UpdateEncryptionAtRest(ctx context.Context, groupID string, update *EncryptionAtRest) (*EncryptionAtRest, error) {
+	cl := &call{method: http.MethodPatch, resource: encryptionAtRest, path: groupPath(groupID) + "/encryptionAtRest"}
 	if update == nil {
-		return nil, opError(http.MethodPatch, errors.New("nil update"))
+		return nil, cl.error(errors.New("nil update"))
 	}
 	body, err := json.Marshal(update)
 	if err != nil {
-		return nil, opError(http.MethodPatch, err)
+		return nil, cl.error(err)
 	}
-	return c.do(ctx, http.MethodPatch, groupID, body, sentSecrets(update))
+	var out EncryptionAtRest
+	cl.body, cl.secrets, cl.out = body, sentSecrets(update), &out
+	if err := c.do(ctx, cl); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

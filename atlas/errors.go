@@ -88,8 +88,12 @@ type Error struct {
 	Fields []FieldViolation
 	// RetryAfter is the Retry-After header of a 429 or 503 answer; 0 if absent.
 	RetryAfter time.Duration
-	// Method is the HTTP method of the failed call, "GET" or "PATCH".
+	// Method is the HTTP method of the failed call: "GET", "PATCH", "POST"
+	// or "DELETE".
 	Method string
+	// Resource names what the call was about: "encryptionAtRest",
+	// "clusters", …
+	Resource string
 }
 
 // FieldViolation is one rejected request field from Atlas's
@@ -110,7 +114,10 @@ func (e *Error) Error() string {
 		b.WriteString(e.Method)
 		b.WriteString(" ")
 	}
-	b.WriteString("encryptionAtRest: ")
+	if e.Resource != "" {
+		b.WriteString(e.Resource)
+		b.WriteString(": ")
+	}
 	b.WriteString(strconv.Itoa(e.HTTPStatus))
 	if e.ErrorCode != "" {
 		b.WriteString(" ")
@@ -276,10 +283,4 @@ func sanitize(s string, limit int) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// opError wraps err with the call it belongs to, keeping it inspectable with
-// errors.Is and errors.As.
-func opError(method string, err error) error {
-	return fmt.Errorf("atlas: %s encryptionAtRest: %w", method, err)
 }

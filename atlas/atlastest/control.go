@@ -24,6 +24,8 @@ func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 	case "POST reset-stats":
 		e.ResetStats()
 		writeControl(w, http.StatusOK, e.Stats())
+	case "GET calls":
+		writeControl(w, http.StatusOK, e.Calls())
 	case "GET requests":
 		writeControl(w, http.StatusOK, e.Requests())
 	case "POST faults":

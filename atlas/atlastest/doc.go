@@ -37,7 +37,7 @@
 // # Test hooks
 //
 // In Go: AddGroup, SetLatency, InjectFault, SetFaultRate, ClearFaults,
-// ExpireNonces, SetKeyValid, SetProviderInUse, Stats, ResetStats,
+// ExpireNonces, SetKeyValid, SetProviderInUse, Stats, Calls, ResetStats,
 // Requests, ResetRecords and State.
 //
 // Requests returns the last MaxRecordedRequests authenticated requests to
@@ -50,6 +50,7 @@
 // recording with DisableRecording):
 //
 //	GET    /_emulator/stats                          EmulatorStats as JSON
+//	GET    /_emulator/calls                          Calls as JSON
 //	POST   /_emulator/reset-stats                    zero counters, forget requests
 //	GET    /_emulator/requests                       recorded requests as JSON
 //	POST   /_emulator/faults                         body: a Fault as JSON, retryAfter as "2s"

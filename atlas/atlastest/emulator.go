@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,6 +102,7 @@ type Emulator struct {
 	faultCodes []int
 	latency    time.Duration
 	stats      EmulatorStats
+	calls      map[string]int64 // see Calls
 	// records is a ring of the last MaxRecordedRequests requests; once it
 	// is full, next is the index of the oldest, the one overwritten next.
 	records []RecordedRequest
@@ -125,7 +128,8 @@ type EmulatorStats struct {
 	// Unauthorized is the number of 401 answers to wrong credentials,
 	// digest or bearer, and to requests without any.
 	Unauthorized int64 `json:"unauthorized"`
-	// Gets and Patches count authenticated requests to the resource.
+	// Gets and Patches count authenticated requests to the encryptionAtRest
+	// resource.
 	Gets    int64 `json:"gets"`
 	Patches int64 `json:"patches"`
 	// Tokens is the number of access tokens issued.
@@ -152,6 +156,7 @@ func NewEmulator(cfg EmulatorConfig) *Emulator {
 		groups: map[string]*group{},
 		nonces: map[string]*nonceState{},
 		tokens: map[string]time.Time{},
+		calls:  map[string]int64{},
 	}
 }
 
@@ -227,11 +232,21 @@ func (e *Emulator) Stats() EmulatorStats {
 	return e.stats
 }
 
+// Calls counts the authenticated requests to every resource since the
+// emulator started or since ResetStats, by method and resource: "GET
+// encryptionAtRest", "GET clusters", …. The map is the caller's.
+func (e *Emulator) Calls() map[string]int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.calls)
+}
+
 // ResetStats zeroes the counters and forgets the recorded requests.
 func (e *Emulator) ResetStats() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.stats = EmulatorStats{}
+	clear(e.calls)
 	e.records, e.next = nil, 0
 }
 
@@ -317,54 +332,99 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.serveToken(w, r)
 		return
 	}
-	v2, groupID, ok := parseResourcePath(r.URL.Path)
+	rt, req, ok := matchRoute(r)
 	if !ok {
 		writeError(w, r, errorBody(http.StatusNotFound, "RESOURCE_NOT_FOUND", "Cannot find resource "+sanitizePath(r.URL.Path)+"."))
 		return
 	}
-	e.serveResource(w, r, v2, groupID)
+	e.serveAPI(w, r, rt, req)
 }
 
-// parseResourcePath matches /api/atlas/{v2|v1.0}/groups/{id}/encryptionAtRest.
-func parseResourcePath(p string) (v2 bool, groupID string, ok bool) {
-	rest, ok := strings.CutPrefix(p, "/api/atlas/")
+// apiRequest is an authenticated request to one of the routes.
+type apiRequest struct {
+	method string
+	v2     bool              // the path is under /api/atlas/v2
+	params map[string]string // the path's variables: groupId, …
+	query  url.Values
+	body   []byte
+}
+
+// route is one Atlas resource the emulator serves.
+type route struct {
+	// name is the resource, for Calls and Fault.Resource:
+	// "encryptionAtRest".
+	name string
+	// pattern is the path after /api/atlas/{version}/, a segment each;
+	// "{name}" captures the segment as params[name].
+	pattern []string
+	// v2Only routes answer 404 under /api/atlas/v1.0.
+	v2Only bool
+	// serve answers the request with an HTTP status and a document to
+	// write as JSON: an *atlas.ErrorBody for an error, nil for no body.
+	serve func(e *Emulator, req *apiRequest) (int, any)
+}
+
+// routes are the resources the emulator serves, besides the token endpoint
+// and the control endpoints.
+var routes = []route{
+	{name: "encryptionAtRest", pattern: []string{"groups", "{groupId}", "encryptionAtRest"}, serve: (*Emulator).serveEncryptionAtRest},
+}
+
+// matchRoute finds the route of /api/atlas/{v2|v1.0}/….
+func matchRoute(r *http.Request) (*route, *apiRequest, bool) {
+	rest, ok := strings.CutPrefix(r.URL.Path, "/api/atlas/")
 	if !ok {
-		return false, "", false
+		return nil, nil, false
 	}
-	version, rest, _ := strings.Cut(rest, "/")
-	switch version {
+	segs := strings.Split(rest, "/")
+	req := &apiRequest{method: r.Method, query: r.URL.Query()}
+	switch segs[0] {
 	case "v2":
-		v2 = true
+		req.v2 = true
 	case "v1.0":
 	default:
-		return false, "", false
+		return nil, nil, false
 	}
-	rest, ok = strings.CutPrefix(rest, "groups/")
-	if !ok {
-		return false, "", false
+	segs = segs[1:]
+	for i := range routes {
+		rt := &routes[i]
+		if len(rt.pattern) != len(segs) || rt.v2Only && !req.v2 {
+			continue
+		}
+		params := map[string]string{}
+		match := true
+		for j, p := range rt.pattern {
+			if name, ok := strings.CutPrefix(p, "{"); ok {
+				params[strings.TrimSuffix(name, "}")] = segs[j]
+			} else if p != segs[j] {
+				match = false
+				break
+			}
+		}
+		if match {
+			req.params = params
+			return rt, req, true
+		}
 	}
-	groupID, ok = strings.CutSuffix(rest, "/encryptionAtRest")
-	if !ok || strings.Contains(groupID, "/") {
-		return false, "", false
-	}
-	return v2, groupID, true
+	return nil, nil, false
 }
 
-func (e *Emulator) serveResource(w http.ResponseWriter, r *http.Request, v2 bool, groupID string) {
-	if !e.authenticate(w, r, v2) {
+// serveAPI authenticates a request to rt, checks its media type, records
+// it, counts it, and answers it: with an injected fault, or as Atlas would.
+func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rt *route, req *apiRequest) {
+	if !e.authenticate(w, r, req.v2) {
 		return
 	}
-	if v2 && !acceptsV2(r.Header.Values("Accept")) {
+	if req.v2 && !acceptsV2(r.Header.Values("Accept")) {
 		writeError(w, r, errorBody(http.StatusNotAcceptable, "INVALID_VERSION_DATE", "Invalid accept header or version date: this resource requires Accept: "+MediaTypeV2+"."))
 		return
 	}
-	var body []byte
 	if r.Body != nil {
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
 		if err != nil {
 			return // the client went away
 		}
-		body = b
+		req.body = b
 	}
 	e.mu.Lock()
 	e.recordLocked(RecordedRequest{
@@ -373,62 +433,81 @@ func (e *Emulator) serveResource(w http.ResponseWriter, r *http.Request, v2 bool
 		Query:       r.URL.RawQuery,
 		ContentType: r.Header.Get("Content-Type"),
 		Accept:      r.Header.Get("Accept"),
-		Body:        body,
+		Body:        req.body,
 	})
-	switch r.Method {
-	case http.MethodGet:
-		e.stats.Gets++
-	case http.MethodPatch:
-		e.stats.Patches++
+	if rt.name == "encryptionAtRest" {
+		switch r.Method {
+		case http.MethodGet:
+			e.stats.Gets++
+		case http.MethodPatch:
+			e.stats.Patches++
+		}
 	}
-	f := e.takeFaultLocked(r.Method)
+	e.calls[r.Method+" "+rt.name]++
+	f := e.takeFaultLocked(r.Method, rt.name)
 	e.mu.Unlock()
 
 	if f != nil && f.preempts() {
-		f.serveInstead(w, r, v2)
+		f.serveInstead(w, r, req.v2)
 		return
 	}
-	status, doc := e.handle(r.Method, v2, groupID, body)
+	status, doc := rt.serve(e, req)
 	if f != nil {
-		f.serveAfter(w, v2, doc)
+		f.serveAfter(w, req.v2, doc)
 		return
 	}
 	if aerr, ok := doc.(*atlas.ErrorBody); ok {
 		writeError(w, r, aerr)
 		return
 	}
-	writeJSON(w, r, status, mediaType(v2), doc)
+	if doc == nil {
+		w.WriteHeader(status)
+		return
+	}
+	writeJSON(w, r, status, mediaType(req.v2), doc)
 }
 
-// handle applies one request to the state and returns the status and the
-// document to answer with: an atlas.EncryptionAtRest or an *atlas.ErrorBody.
-func (e *Emulator) handle(method string, v2 bool, groupID string, body []byte) (int, any) {
-	if !hex24Pattern.MatchString(groupID) {
-		return http.StatusBadRequest, errorBody(http.StatusBadRequest, "INVALID_ATTRIBUTE", "Invalid attribute groupId specified.", atlas.FieldViolation{Field: "groupId", Description: "must be 24 hexadecimal characters"})
-	}
+// serveEncryptionAtRest applies one request to a project's encryptionAtRest.
+func (e *Emulator) serveEncryptionAtRest(req *apiRequest) (int, any) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	g, aerr := e.existingGroupLocked(req.params["groupId"])
+	if aerr != nil {
+		return aerr.Error, aerr
+	}
+	switch req.method {
+	case http.MethodGet:
+		return http.StatusOK, g.view(req.v2)
+	case http.MethodPatch:
+		if len(req.body) > maxRequestBody {
+			return http.StatusBadRequest, errorBody(http.StatusBadRequest, "INVALID_JSON", "Received JSON is too large.")
+		}
+		if aerr := g.patch(req.body); aerr != nil {
+			return aerr.Error, aerr
+		}
+		return http.StatusOK, g.view(req.v2)
+	}
+	return methodNotAllowed(req.method)
+}
+
+// existingGroupLocked returns the project groupID, or the error Atlas
+// answers when the id is malformed or names no project. e.mu must be held.
+func (e *Emulator) existingGroupLocked(groupID string) (*group, *atlas.ErrorBody) {
+	if !hex24Pattern.MatchString(groupID) {
+		return nil, errorBody(http.StatusBadRequest, "INVALID_ATTRIBUTE", "Invalid attribute groupId specified.", atlas.FieldViolation{Field: "groupId", Description: "must be 24 hexadecimal characters"})
+	}
 	g := e.groupLocked(groupID, e.cfg.AutoCreateGroups)
 	if g != nil && e.cfg.AutoCreateGroups {
 		g.exists = true
 	}
 	if g == nil || !g.exists {
-		return http.StatusNotFound, errorBody(http.StatusNotFound, "GROUP_NOT_FOUND", "No group with ID "+groupID+" exists.")
+		return nil, errorBody(http.StatusNotFound, "GROUP_NOT_FOUND", "No group with ID "+groupID+" exists.")
 	}
-	switch method {
-	case http.MethodGet:
-		return http.StatusOK, g.view(v2)
-	case http.MethodPatch:
-		if len(body) > maxRequestBody {
-			return http.StatusBadRequest, errorBody(http.StatusBadRequest, "INVALID_JSON", "Received JSON is too large.")
-		}
-		if aerr := g.patch(body); aerr != nil {
-			return aerr.Error, aerr
-		}
-		return http.StatusOK, g.view(v2)
-	default:
-		return http.StatusMethodNotAllowed, errorBody(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Method "+method+" is not allowed on this resource.")
-	}
+	return g, nil
+}
+
+func methodNotAllowed(method string) (int, *atlas.ErrorBody) {
+	return http.StatusMethodNotAllowed, errorBody(http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "Method "+method+" is not allowed on this resource.")
 }
 
 // acceptsV2 reports whether the Accept header values name the versioned
@@ -626,10 +705,11 @@ func randomToken(n int) string {
 }
 
 // takeFaultLocked returns the fault that answers the next request with
-// method, consuming one use of it, or nil.
-func (e *Emulator) takeFaultLocked(method string) *Fault {
+// method to resource, consuming one use of it, or nil. The fault rate
+// applies to encryptionAtRest only.
+func (e *Emulator) takeFaultLocked(method, resource string) *Fault {
 	for i, p := range e.faults {
-		if p.f.Method != "" && !strings.EqualFold(p.f.Method, method) {
+		if p.f.Method != "" && !strings.EqualFold(p.f.Method, method) || p.f.resource() != resource {
 			continue
 		}
 		p.left--
@@ -640,7 +720,7 @@ func (e *Emulator) takeFaultLocked(method string) *Fault {
 		f := p.f
 		return &f
 	}
-	if e.faultRate > 0 && len(e.faultCodes) > 0 && mrand.Float64() < e.faultRate {
+	if resource == "encryptionAtRest" && e.faultRate > 0 && len(e.faultCodes) > 0 && mrand.Float64() < e.faultRate {
 		e.stats.Faults++
 		return &Fault{Status: e.faultCodes[mrand.IntN(len(e.faultCodes))]}
 	}

@@ -10,8 +10,9 @@ import (
 
 // Fault makes the emulator misbehave for matching requests, as a network or
 // an overloaded Atlas would. Faults apply only to authenticated requests to
-// the encryptionAtRest resource (never to digest challenges or token
-// requests), in the order injected; each matching request consumes one use.
+// one resource (encryptionAtRest unless Resource says otherwise; never to
+// digest challenges or token requests), in the order injected; each
+// matching request consumes one use.
 //
 // Status, Drop and Body answer instead of Atlas. DropAfterApply, Malformed,
 // Truncated and HugeBody first process the request normally (a PATCH is
@@ -23,6 +24,10 @@ type Fault struct {
 	Status int `json:"status,omitempty"`
 	// RetryAfter adds a Retry-After header (whole seconds, rounded up).
 	RetryAfter time.Duration `json:"retryAfter,omitempty"`
+	// ErrorCode, with Status, is the ApiError's errorCode instead of the
+	// one that goes with the status: any errorCode Atlas documents, on
+	// demand.
+	ErrorCode string `json:"errorCode,omitempty"`
 	// Body, with Status, replaces the ApiError body verbatim (e.g. a proxy's
 	// HTML page).
 	Body string `json:"body,omitempty"`
@@ -40,6 +45,9 @@ type Fault struct {
 	HugeBody bool `json:"hugeBody,omitempty"`
 	// Method limits the fault to requests with this method; "" matches any.
 	Method string `json:"method,omitempty"`
+	// Resource is the resource whose requests the fault answers, as
+	// Emulator.Calls names them ("clusters"); "" is encryptionAtRest.
+	Resource string `json:"resource,omitempty"`
 	// Times is how many requests the fault affects; 0 means 1.
 	Times int `json:"times,omitempty"`
 }
@@ -104,7 +112,19 @@ func (f *Fault) serveInstead(w http.ResponseWriter, r *http.Request, v2 bool) {
 		_, _ = w.Write([]byte(f.Body))
 		return
 	}
-	writeError(w, r, errorBody(status, faultCode(status), "Injected fault."))
+	code := f.ErrorCode
+	if code == "" {
+		code = faultCode(status)
+	}
+	writeError(w, r, errorBody(status, code, "Injected fault."))
+}
+
+// resource is the resource the fault applies to.
+func (f *Fault) resource() string {
+	if f.Resource == "" {
+		return "encryptionAtRest"
+	}
+	return f.Resource
 }
 
 // serveAfter spoils the answer to a processed request.
