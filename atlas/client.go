@@ -185,7 +185,7 @@ func (c *Client) do(ctx context.Context, cl *call) error {
 		if !r.retry || attempt >= c.retry.MaxAttempts || ctx.Err() != nil {
 			return r.err
 		}
-		wait := max(r.wait, c.retry.backoff(attempt))
+		wait := max(r.wait, c.retry.Backoff(attempt))
 		resume := time.Now().Add(wait)
 		if c.retry.MaxElapsed > 0 && resume.Sub(start) > c.retry.MaxElapsed {
 			return r.err

@@ -64,10 +64,13 @@ func (p RetryPolicy) validate() error {
 	return nil
 }
 
-// backoff returns the wait before retry number n (1 for the first retry):
+// Backoff returns the wait before retry number n (1 for the first retry):
 // "equal jitter", half the exponential step fixed and half random, so waits
-// never collapse to zero yet concurrent callers spread out.
-func (p RetryPolicy) backoff(n int) time.Duration {
+// never collapse to zero yet concurrent callers spread out. (The loop
+// around it is the caller's: the rules about what may be retried, and
+// Retry-After, are not a backoff library's business, so this one function
+// is all a library would replace.)
+func (p RetryPolicy) Backoff(n int) time.Duration {
 	d := p.InitialBackoff
 	for i := 1; i < n && (p.MaxBackoff == 0 || d < p.MaxBackoff); i++ {
 		if d > time.Hour {

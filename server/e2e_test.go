@@ -23,6 +23,7 @@ import (
 	"github.com/encryptiond/encryptiond/atlas/atlastest"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 	"github.com/encryptiond/encryptiond/server"
+	"github.com/encryptiond/encryptiond/server/failure"
 	"github.com/encryptiond/encryptiond/server/gateway"
 )
 
@@ -50,7 +51,15 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	emu, atlasSrv := atlastest.NewServer(t, atlastest.EmulatorConfig{PublicKey: "e2e-public", PrivateKey: "e2e-private-key", AutoCreateGroups: true})
+	return newHarnessWith(t, atlastest.EmulatorConfig{})
+}
+
+// newHarnessWith is newHarness with an emulator configured by cfg, whose
+// credentials and AutoCreateGroups it sets.
+func newHarnessWith(t testing.TB, cfg atlastest.EmulatorConfig) *harness {
+	t.Helper()
+	cfg.PublicKey, cfg.PrivateKey, cfg.AutoCreateGroups = "e2e-public", "e2e-private-key", true
+	emu, atlasSrv := atlastest.NewServer(t, cfg)
 	client, err := atlas.NewClient(atlas.WithBaseURL(atlasSrv.URL), atlas.WithDigest("e2e-public", "e2e-private-key"))
 	if err != nil {
 		t.Fatal(err)
@@ -362,7 +371,9 @@ func TestEndToEndGRPCErrorDetails(t *testing.T) {
 			info = i
 		}
 	}
-	want := &errdetails.ErrorInfo{Reason: "CANNOT_DISABLE_ENCRYPTION_AT_REST", Domain: "cloud.mongodb.com", Metadata: map[string]string{"groupId": group, "provider": "googleCloudKms", "httpStatus": "409"}}
+	// Since every Atlas errorCode has a remedy, it travels in the metadata.
+	want := &errdetails.ErrorInfo{Reason: "CANNOT_DISABLE_ENCRYPTION_AT_REST", Domain: "cloud.mongodb.com", Metadata: map[string]string{"groupId": group, "provider": "googleCloudKms", "httpStatus": "409",
+		"remedy": failure.AtlasCodes["CANNOT_DISABLE_ENCRYPTION_AT_REST"].Remedy}}
 	if info == nil || info.Reason != want.Reason || info.Domain != want.Domain || !cmp.Equal(info.Metadata, want.Metadata) {
 		t.Errorf("ErrorInfo = %v, want %v", info, want)
 	}

@@ -20,8 +20,9 @@ import (
 // names the vocabulary and builds them. The rules' refusals are built in
 // rules.go (violations.err).
 
-// atlasCodes maps the HTTP status of an Atlas error to a gRPC code. Read it
-// top to bottom; fromAtlas handles what it does not list.
+// atlasCodes maps the HTTP status of an Atlas error to a gRPC code, for
+// the errorCodes failure.AtlasCodes does not know. Read it top to bottom;
+// fromAtlas handles what it does not list.
 //
 //	400  INVALID_ARGUMENT     validation, or the KMS provider refused the key or its credentials
 //	401  INTERNAL             Atlas rejected this service's own credentials
@@ -90,8 +91,13 @@ func fromAtlas(ctx context.Context, err error, groupID string, p *provider, secr
 		return failure.New(codes.Unavailable, "cannot reach Atlas: "+atlas.Redact(err.Error(), secrets), with(failure.ReasonUnreachable, http.StatusBadGateway))
 	}
 
+	// Atlas's errorCode decides, when failure.AtlasCodes knows it; its
+	// HTTP status otherwise.
+	known, byCode := failure.AtlasCodes[ae.ErrorCode]
 	code, ok := atlasCodes[ae.HTTPStatus]
 	switch {
+	case byCode:
+		code = known.Code
 	case ok:
 	case ae.HTTPStatus >= 500:
 		code = codes.Unavailable
@@ -116,12 +122,16 @@ func fromAtlas(ctx context.Context, err error, groupID string, p *provider, secr
 	default:
 		msg = fmt.Sprintf("Atlas answered %d %s", ae.HTTPStatus, said)
 	}
-	if ae.Method == http.MethodPatch && ae.HTTPStatus >= 500 {
+	if ae.Method != http.MethodGet && ae.HTTPStatus >= 500 {
 		// A server error after the body was sent does not say whether the
 		// change was applied (a proxy may have timed out on a change that
 		// Atlas went on to apply). The client never resends it.
 		msg += "; the change may or may not have been applied: read the configuration before trying again"
 		info.Outcome = failure.OutcomeUnknown
+	}
+	if byCode {
+		msg += ". To fix: " + known.Remedy
+		info.Remedy = known.Remedy
 	}
 	var details []protoadapt.MessageV1
 	if len(ae.Fields) > 0 {

@@ -19,6 +19,20 @@ type fakeAtlas struct {
 	patches []string
 	getErr  error
 	patchFn func() error
+
+	clusters    []atlas.Cluster
+	clusterErr  error
+	clusterGets int
+}
+
+func (f *fakeAtlas) ListClusters(ctx context.Context, groupID string) ([]atlas.Cluster, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.clusterGets++
+	if f.clusterErr != nil {
+		return nil, f.clusterErr
+	}
+	return append([]atlas.Cluster(nil), f.clusters...), nil
 }
 
 func (f *fakeAtlas) GetEncryptionAtRest(ctx context.Context, groupID string) (*atlas.EncryptionAtRest, error) {

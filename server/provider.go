@@ -33,6 +33,7 @@ type provider struct {
 	field protoreflect.Name // member of ProviderConfig's oneof and field of EncryptionAtRest: "aws_kms"
 	atlas string            // Atlas's JSON name: "awsKms"
 	title string            // for people: "AWS KMS"
+	cloud string            // Atlas's name in a cluster's encryptionAtRestProvider: "AWS"
 
 	// request is the provider's message in ProviderConfig (the change a
 	// request carries); state is its message in EncryptionAtRest (what
@@ -85,6 +86,7 @@ var (
 		field:   "aws_kms",
 		atlas:   "awsKms",
 		title:   "AWS KMS",
+		cloud:   "AWS",
 		request: (*encryptionv1.AwsKms)(nil).ProtoReflect().Descriptor(),
 		state:   (*encryptionv1.AwsKmsState)(nil).ProtoReflect().Descriptor(),
 		fields: map[protoreflect.Name]fieldRule{
@@ -104,6 +106,7 @@ var (
 		field:   "azure_key_vault",
 		atlas:   "azureKeyVault",
 		title:   "Azure Key Vault",
+		cloud:   "AZURE",
 		request: (*encryptionv1.AzureKeyVault)(nil).ProtoReflect().Descriptor(),
 		state:   (*encryptionv1.AzureKeyVaultState)(nil).ProtoReflect().Descriptor(),
 		fields: map[protoreflect.Name]fieldRule{
@@ -126,6 +129,7 @@ var (
 		field:   "google_cloud_kms",
 		atlas:   "googleCloudKms",
 		title:   "Google Cloud KMS",
+		cloud:   "GCP",
 		request: (*encryptionv1.GoogleCloudKms)(nil).ProtoReflect().Descriptor(),
 		state:   (*encryptionv1.GoogleCloudKmsState)(nil).ProtoReflect().Descriptor(),
 		fields: map[protoreflect.Name]fieldRule{

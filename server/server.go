@@ -13,6 +13,7 @@ package server
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	"github.com/encryptiond/encryptiond/atlas"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
@@ -23,6 +24,7 @@ import (
 type Atlas interface {
 	GetEncryptionAtRest(ctx context.Context, groupID string) (*atlas.EncryptionAtRest, error)
 	UpdateEncryptionAtRest(ctx context.Context, groupID string, update *atlas.EncryptionAtRest) (*atlas.EncryptionAtRest, error)
+	ListClusters(ctx context.Context, groupID string) ([]atlas.Cluster, error)
 }
 
 // Server implements encryptionv1.EncryptionServiceServer.
@@ -41,7 +43,9 @@ var _ encryptionv1.EncryptionServiceServer = (*Server)(nil)
 type Option func(*options)
 
 type options struct {
-	observeValid func(groupID, provider string, enabled, valid bool)
+	observeValid           func(groupID, provider string, enabled, valid bool)
+	observeRetry           func(provider string)
+	rolePropagationTimeout time.Duration
 }
 
 // WithValidObserver calls fn with every provider's `enabled` and `valid`
@@ -52,13 +56,53 @@ func WithValidObserver(fn func(groupID, provider string, enabled, valid bool)) O
 	return func(o *options) { o.observeValid = fn }
 }
 
+// WithRolePropagationTimeout bounds how long a PATCH naming a Cloud
+// Provider Access role is sent again while Atlas answers that the role
+// cannot be used yet (IAM propagation), counted from the first attempt.
+// Default: DefaultRolePropagationTimeout (3 minutes).
+func WithRolePropagationTimeout(d time.Duration) Option {
+	return func(o *options) { o.rolePropagationTimeout = d }
+}
+
+// WithRetryObserver calls fn each time a PATCH is sent again while its role
+// propagates, with Atlas's name of the provider, so that a metric can count
+// them. Default: none.
+func WithRetryObserver(fn func(provider string)) Option {
+	return func(o *options) { o.observeRetry = fn }
+}
+
 // New returns a Server that calls Atlas through client.
 func New(client Atlas, opts ...Option) *Server {
-	s := &Server{atlas: client}
+	s := &Server{atlas: client, opts: options{rolePropagationTimeout: DefaultRolePropagationTimeout}}
 	for _, opt := range opts {
 		opt(&s.opts)
 	}
 	return s
+}
+
+// Record is what a call tells the audit log beyond its request and its
+// answer. The audit interceptor puts one in the call's context with
+// NewRecordContext; the service fills it.
+type Record struct {
+	// Attempts is how many times a change was sent to Atlas: 0 when it was
+	// not sent, more than 1 when it was sent again while its role
+	// propagated.
+	Attempts int
+}
+
+type recordKey struct{}
+
+// NewRecordContext returns ctx carrying rec.
+func NewRecordContext(ctx context.Context, rec *Record) context.Context {
+	return context.WithValue(ctx, recordKey{}, rec)
+}
+
+// record returns the Record of ctx, or a throwaway one.
+func record(ctx context.Context) *Record {
+	if rec, ok := ctx.Value(recordKey{}).(*Record); ok {
+		return rec
+	}
+	return &Record{}
 }
 
 // Mutation describes an UpdateEncryptionAtRest request for the audit log:
@@ -68,4 +112,5 @@ type Mutation struct {
 	Provider string   // Atlas's name of the provider: "awsKms", "azureKeyVault", "googleCloudKms"; "" if none
 	Action   string   // "enable", "update", "disable" or "validate"
 	Fields   []string // Atlas JSON names of the fields the request sets, sorted
+	Attempts int      // how many times the change was sent to Atlas (Record)
 }

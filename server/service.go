@@ -40,9 +40,13 @@ func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetE
 // Round trips to Atlas: a disable, and an enable that carries the whole
 // document, are one PATCH: whether Atlas accepts them does not depend on
 // the current state. A request that the rules can only judge against the
-// current state (request.needsState: a partial document, or a Google Cloud
-// KMS serviceAccountKey) first reads it: two round trips. validate_only
-// always reads the state and never writes.
+// current state (request.needsState: a partial document, or a provider's
+// special rule such as Google Cloud KMS's serviceAccountKey) first reads it:
+// two round trips. validate_only always reads the state and never writes; a
+// validate-only disable also reads the clusters, to predict Atlas's refusal.
+// A PATCH naming a role that Atlas cannot use yet is sent again while the
+// role propagates (lifecycle.go); a disable Atlas refuses because clusters
+// use the provider costs one more GET, of the clusters, to name them.
 //
 // Changes of one project are serialized within the process: the state read,
 // the rule check and the PATCH run under the project's lock. The state read
@@ -71,11 +75,17 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 			return nil, err
 		}
 		if r.validateOnly {
+			if r.disable {
+				if err := s.predictDisable(ctx, r, current); err != nil {
+					return nil, err
+				}
+			}
 			return toProto(r.applied(current)), nil
 		}
 	}
 
-	result, err := s.atlas.UpdateEncryptionAtRest(ctx, r.groupID, r.patch())
+	result, attempts, err := s.send(ctx, r)
+	record(ctx).Attempts = attempts
 	// Whatever came back, the project may have changed: Gets from now on do
 	// not share calls that started before.
 	s.changes.Add(1)
@@ -87,6 +97,12 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 		}
 	}
 	if err != nil {
+		if pe, ok := errors.AsType[*propagationError](err); ok {
+			return nil, pe.status(r.groupID, r.provider, r.secrets())
+		}
+		if refusal, ok := refusedDisable(err); ok && r.disable {
+			return nil, s.blockedDisable(ctx, r, refusal)
+		}
 		return nil, fromAtlas(ctx, err, r.groupID, r.provider, r.secrets())
 	}
 	s.observe(r.groupID, result)

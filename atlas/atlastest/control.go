@@ -86,6 +86,26 @@ func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 	case "POST groups":
 		e.AddGroup(q.Get("id"))
 		writeControl(w, http.StatusOK, map[string]string{"id": q.Get("id")})
+	case "POST clusters", "DELETE clusters":
+		group, c, ok := parseClusterControl(q)
+		if !ok {
+			controlError(w, "want ?group=<id>&name=<cluster>&provider=NONE|AWS|AZURE|GCP&state=IDLE|…")
+			return
+		}
+		if r.Method == http.MethodDelete {
+			e.RemoveCluster(group, c.Name)
+		} else {
+			e.SetCluster(group, c)
+		}
+		writeControl(w, http.StatusOK, map[string]any{"group": group, "cluster": c})
+	case "POST roles":
+		d, err := time.ParseDuration(q.Get("usableAfter"))
+		if err != nil || q.Get("id") == "" {
+			controlError(w, "want ?id=<roleId>&usableAfter=<duration>")
+			return
+		}
+		e.RoleUsableAfter(q.Get("id"), d)
+		writeControl(w, http.StatusOK, map[string]string{"id": q.Get("id"), "usableAfter": d.String()})
 	case "POST key-valid", "POST provider-in-use":
 		group, provider := q.Get("group"), q.Get("provider")
 		flag := "valid"

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	mrand "math/rand/v2"
@@ -79,6 +80,12 @@ type EmulatorConfig struct {
 	// than a test that inspects it should set this. Default false: the last
 	// MaxRecordedRequests requests are recorded.
 	DisableRecording bool
+	// MaxItemsPerPage caps the items of a page of a list below Atlas's 500,
+	// so that a test can see pagination with a few items. 0 means 500.
+	MaxItemsPerPage int
+	// Now is the emulator's clock, for the delays of RoleUsableAfter; nil
+	// means time.Now. Tests set it to move time on without sleeping.
+	Now func() time.Time
 	// DisableControl stops the emulator from serving the unauthenticated
 	// /_emulator/ control endpoints: they answer 404 like any unknown path.
 	// A program that embeds the emulator should set this, so that no other
@@ -103,6 +110,7 @@ type Emulator struct {
 	latency    time.Duration
 	stats      EmulatorStats
 	calls      map[string]int64 // see Calls
+	roles      map[string]*pendingRole
 	// records is a ring of the last MaxRecordedRequests requests; once it
 	// is full, next is the index of the oldest, the one overwritten next.
 	records []RecordedRequest
@@ -157,6 +165,7 @@ func NewEmulator(cfg EmulatorConfig) *Emulator {
 		nonces: map[string]*nonceState{},
 		tokens: map[string]time.Time{},
 		calls:  map[string]int64{},
+		roles:  map[string]*pendingRole{},
 	}
 }
 
@@ -213,16 +222,22 @@ func (e *Emulator) SetKeyValid(groupID, provider string, valid bool) {
 	e.groupLocked(groupID, true).invalid[provider] = !valid
 }
 
-// SetProviderInUse marks provider in groupID as used by clusters: disabling
-// it then fails with 409 CANNOT_DISABLE_ENCRYPTION_AT_REST. Unknown provider
-// names are ignored.
-func (e *Emulator) SetProviderInUse(groupID, provider string, inUse bool) {
-	if !knownProvider(provider) {
-		return
+// Configure applies update to groupID as a PATCH would, under the same
+// rules, creating the project if need be; for tests and -dev to start from
+// a configured project. It returns Atlas's refusal as an error, if any.
+func (e *Emulator) Configure(groupID string, update atlas.EncryptionAtRest) error {
+	body, err := json.Marshal(update)
+	if err != nil {
+		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.groupLocked(groupID, true).inUse[provider] = inUse
+	g := e.groupLocked(groupID, true)
+	g.exists = true
+	if aerr := g.patch(body, e.roleUsableLocked); aerr != nil {
+		return fmt.Errorf("atlastest: Configure: %d %s: %s", aerr.Error, aerr.ErrorCode, aerr.Detail)
+	}
+	return nil
 }
 
 // Stats returns the counters.
@@ -368,6 +383,7 @@ type route struct {
 // and the control endpoints.
 var routes = []route{
 	{name: "encryptionAtRest", pattern: []string{"groups", "{groupId}", "encryptionAtRest"}, serve: (*Emulator).serveEncryptionAtRest},
+	{name: "clusters", pattern: []string{"groups", "{groupId}", "clusters"}, v2Only: true, serve: (*Emulator).serveClusters},
 }
 
 // matchRoute finds the route of /api/atlas/{v2|v1.0}/….
@@ -482,7 +498,7 @@ func (e *Emulator) serveEncryptionAtRest(req *apiRequest) (int, any) {
 		if len(req.body) > maxRequestBody {
 			return http.StatusBadRequest, errorBody(http.StatusBadRequest, "INVALID_JSON", "Received JSON is too large.")
 		}
-		if aerr := g.patch(req.body); aerr != nil {
+		if aerr := g.patch(req.body, e.roleUsableLocked); aerr != nil {
 			return aerr.Error, aerr
 		}
 		return http.StatusOK, g.view(req.v2)

@@ -318,7 +318,7 @@ func TestResourceErrors(t *testing.T) {
 		{"v1.0 without Accept", "GET", resourceV1, map[string]string{}, 200, ""},
 		{"unknown group", "GET", "/api/atlas/v2/groups/0123456789abcdef01234567/encryptionAtRest", map[string]string{"Accept": atlastest.MediaTypeV2}, 404, "GROUP_NOT_FOUND"},
 		{"malformed group", "GET", "/api/atlas/v2/groups/XYZ/encryptionAtRest", map[string]string{"Accept": atlastest.MediaTypeV2}, 400, "INVALID_ATTRIBUTE"},
-		{"unknown path", "GET", "/api/atlas/v2/groups/" + group + "/clusters", map[string]string{"Accept": atlastest.MediaTypeV2}, 404, "RESOURCE_NOT_FOUND"},
+		{"unknown path", "GET", "/api/atlas/v2/groups/" + group + "/databaseUsers", map[string]string{"Accept": atlastest.MediaTypeV2}, 404, "RESOURCE_NOT_FOUND"},
 		{"method not allowed", "DELETE", resourceV2, map[string]string{"Accept": atlastest.MediaTypeV2}, 405, "METHOD_NOT_ALLOWED"},
 		{"bad bearer token", "GET", resourceV2, map[string]string{"Accept": atlastest.MediaTypeV2, "Authorization": "Bearer nope"}, 401, "UNAUTHORIZED"},
 	}

@@ -64,11 +64,11 @@ type group struct {
 	gcp         *atlas.GoogleCloudKMS
 	searchNodes bool
 	invalid     map[string]bool // provider → key marked invalid
-	inUse       map[string]bool // provider → used by clusters
+	clusters    []Cluster
 }
 
 func newGroup() *group {
-	return &group{invalid: map[string]bool{}, inUse: map[string]bool{}}
+	return &group{invalid: map[string]bool{}}
 }
 
 // errorBody is an Atlas ApiError answer with status, errorCode and detail,
@@ -108,7 +108,8 @@ func cannotDisable(provider string) *atlas.ErrorBody {
 }
 
 // patch applies a PATCH body to g, or changes nothing and returns why not.
-func (g *group) patch(body []byte) *atlas.ErrorBody {
+// usable says whether a Cloud Provider Access role can be assumed yet.
+func (g *group) patch(body []byte, usable func(roleID string) bool) *atlas.ErrorBody {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
 		return invalidJSON()
@@ -128,13 +129,13 @@ func (g *group) patch(body []byte) *atlas.ErrorBody {
 	}
 	aws, azure, gcp, searchNodes := g.aws, g.azure, g.gcp, g.searchNodes
 	var aerr *atlas.ErrorBody
-	if aws, aerr = patchDoc(top, ProviderAWS, awsFields, aws, g.inUse[ProviderAWS], patchAWS); keep(aerr) != nil {
+	if aws, aerr = patchDoc(top, ProviderAWS, awsFields, aws, g.inUse(ProviderAWS), patchAWS); keep(aerr) != nil {
 		return aerr
 	}
-	if azure, aerr = patchDoc(top, ProviderAzure, azureFields, azure, g.inUse[ProviderAzure], patchAzure); keep(aerr) != nil {
+	if azure, aerr = patchDoc(top, ProviderAzure, azureFields, azure, g.inUse(ProviderAzure), patchAzure); keep(aerr) != nil {
 		return aerr
 	}
-	if gcp, aerr = patchDoc(top, ProviderGCP, gcpFields, gcp, g.inUse[ProviderGCP], patchGCP); keep(aerr) != nil {
+	if gcp, aerr = patchDoc(top, ProviderGCP, gcpFields, gcp, g.inUse(ProviderGCP), patchGCP); keep(aerr) != nil {
 		return aerr
 	}
 	if raw, ok := present(top, "enabledForSearchNodes"); ok {
@@ -144,6 +145,20 @@ func (g *group) patch(body []byte) *atlas.ErrorBody {
 	}
 	if conflict != nil {
 		return conflict
+	}
+	// Only a document that passed every other rule reaches the KMS, with
+	// the role it newly names.
+	for _, r := range []struct {
+		provider  string
+		next, cur *string
+	}{
+		{ProviderAWS, roleID(aws, func(c *atlas.AWSKMSConfiguration) *string { return c.RoleID }), roleID(g.aws, func(c *atlas.AWSKMSConfiguration) *string { return c.RoleID })},
+		{ProviderAzure, roleID(azure, func(c *atlas.AzureKeyVault) *string { return c.RoleID }), roleID(g.azure, func(c *atlas.AzureKeyVault) *string { return c.RoleID })},
+		{ProviderGCP, roleID(gcp, func(c *atlas.GoogleCloudKMS) *string { return c.RoleID }), roleID(g.gcp, func(c *atlas.GoogleCloudKMS) *string { return c.RoleID })},
+	} {
+		if r.next != nil && (r.cur == nil || *r.cur != *r.next) && !usable(*r.next) {
+			return cannotAssumeRole(r.provider)
+		}
 	}
 	g.aws, g.azure, g.gcp, g.searchNodes = aws, azure, gcp, searchNodes
 	return nil
@@ -522,4 +537,12 @@ func clonePtr[T any](p *T) *T {
 	}
 	v := *p
 	return &v
+}
+
+// roleID returns the roleId of a provider document, nil for none.
+func roleID[T any](doc *T, get func(*T) *string) *string {
+	if doc == nil {
+		return nil
+	}
+	return get(doc)
 }

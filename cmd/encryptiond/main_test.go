@@ -477,6 +477,9 @@ func TestBinary(t *testing.T) {
 		t.Run("banner commands work verbatim", func(t *testing.T) {
 			runBannerCommands(t, b, p)
 		})
+		t.Run("the lifecycle recipe", func(t *testing.T) {
+			runLifecycleRecipe(t, b, p)
+		})
 		if err := p.stop(t); err != nil {
 			t.Errorf("exit after SIGTERM = %v, want status 0\nstderr:\n%s", err, p.stderr)
 		}
@@ -539,4 +542,36 @@ func runBannerCommands(t *testing.T, b binaries, p *proc) {
 	if n < 4 {
 		t.Errorf("ran %d banner commands, want at least 4 (Get, enable, partial update, disable)", n)
 	}
+}
+
+// runLifecycleRecipe makes the calls of README's "Trying the lifecycle in
+// -dev": a disable that clusters block, named; an enable whose role
+// propagates, sent again until Atlas can use it.
+func runLifecycleRecipe(t *testing.T, b binaries, p *proc) {
+	code, body := rest(t, "PATCH", "http://"+p.httpAD+"/v1/groups/"+daemon.DevBlockedGroupID+"/encryptionAtRest", `{"awsKms": {"enabled": false}}`)
+	if code != http.StatusBadRequest || !strings.Contains(body, "FAILED_PRECONDITION") || !strings.Contains(body, "clusters/orders-prod") ||
+		!strings.Contains(body, "clusters/payments-prod") || strings.Contains(body, "analytics") {
+		t.Errorf("blocked disable = %d %s, want FAILED_PRECONDITION naming orders-prod and payments-prod only", code, body)
+	}
+	start := time.Now()
+	got := b.call(t, p, "UpdateEncryptionAtRest", `{"groupId": "`+daemon.SampleGroupID+`", "config": {"awsKms": {"enabled": true, "customerMasterKeyID": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "region": "US_EAST_1", "roleId": "`+daemon.DevPropagatingRoleID+`"}}}`)
+	if field(got, "awsKms", "enabled") != true {
+		t.Errorf("enable with a propagating role = %v, want AWS KMS enabled", got)
+	}
+	if took := time.Since(start); took < daemon.DevPropagation/2 {
+		t.Errorf("enable with a propagating role answered in %v, want after the role propagated", took)
+	}
+	// The last enable audited in the sample project is this one.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		recs := auditRecords(t, p.stderr.String())
+		for i := len(recs) - 1; i >= 0; i-- {
+			if r := recs[i]; r["action"] == "enable" && r["group_id"] == daemon.SampleGroupID {
+				if a, _ := r["attempts"].(float64); a >= 2 {
+					return
+				}
+				break
+			}
+		}
+	}
+	t.Errorf("no audit record of the enable with attempts above 1:\n%s", p.stderr)
 }

@@ -47,7 +47,9 @@ const (
 // per UpdateEncryptionAtRest call to logger, and passes every other call
 // through untouched. Records are at level INFO with "audit": true, message
 // "audit", and the attributes caller, group_id, provider, action, fields,
-// code and outcome; the record's time is the time of the answer.
+// code, outcome and attempts (how many times the change was sent to Atlas:
+// 0 when it was not, more than 1 when it was sent again while its role
+// propagated); the record's time is the time of the answer.
 func UnaryServerInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		if info.FullMethod != encryptionv1.EncryptionService_UpdateEncryptionAtRest_FullMethodName {
@@ -55,8 +57,10 @@ func UnaryServerInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {
 		}
 		update, _ := req.(*encryptionv1.UpdateEncryptionAtRestRequest)
 		m := server.DescribeUpdate(update)
+		rec := &server.Record{}
 		start := time.Now()
-		resp, err := handler(ctx, req)
+		resp, err := handler(server.NewRecordContext(ctx, rec), req)
+		m.Attempts = rec.Attempts
 		Write(ctx, logger, caller.FromContext(ctx), m, err, time.Since(start))
 		return resp, err
 	}
@@ -81,6 +85,7 @@ func Write(ctx context.Context, logger *slog.Logger, identity string, m server.M
 		slog.Any("fields", fields),
 		slog.String("code", code.String()),
 		slog.String("outcome", Outcome(m, err)),
+		slog.Int("attempts", m.Attempts),
 		slog.Duration("duration", took),
 	)
 }

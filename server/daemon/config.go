@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/encryptiond/encryptiond/atlas"
+	"github.com/encryptiond/encryptiond/server"
 )
 
 // Environment variables read by ParseConfig. Credentials come only from the
@@ -51,6 +52,11 @@ type Config struct {
 	// what may be retried (-atlas-retry-max-elapsed); see atlas.RetryPolicy.
 	// 0 means atlas.DefaultRetryPolicy's 10 s.
 	AtlasRetryMaxElapsed time.Duration
+	// AtlasRolePropagationTimeout bounds how long a change naming a Cloud
+	// Provider Access role is sent again while Atlas cannot use the role
+	// yet (-atlas-role-propagation-timeout); see
+	// server.WithRolePropagationTimeout.
+	AtlasRolePropagationTimeout time.Duration
 	// AtlasH2C speaks HTTP/2 without TLS (h2c) to an http:// Atlas base
 	// URL such as an emulator's (-atlas-h2c); see atlas.WithUnencryptedHTTP2.
 	AtlasH2C bool
@@ -161,6 +167,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.AtlasRetryMaxElapsed <= 0 {
 		return Config{}, fmt.Errorf("-atlas-retry-max-elapsed %v: want a positive duration", cfg.AtlasRetryMaxElapsed)
 	}
+	if cfg.AtlasRolePropagationTimeout < 0 {
+		return Config{}, fmt.Errorf("-atlas-role-propagation-timeout %v: want 0 (never send again) or a positive duration", cfg.AtlasRolePropagationTimeout)
+	}
 	if cfg.AtlasH2C && !cfg.Dev && !strings.HasPrefix(cfg.AtlasBaseURL, "http://") {
 		return Config{}, fmt.Errorf("-atlas-h2c needs an http:// Atlas base URL, not %q: over https HTTP/2 is negotiated anyway", cfg.AtlasBaseURL)
 	}
@@ -254,6 +263,7 @@ func newFlagSet(cfg *Config) *flag.FlagSet {
 		return nil
 	})
 	fs.DurationVar(&cfg.AtlasRetryMaxElapsed, "atlas-retry-max-elapsed", atlas.DefaultRetryPolicy().MaxElapsed, "how long one call to Atlas may keep retrying, counted from its start; reads retry 429, 5xx and connection failures, changes only 429 and connections refused (never past the caller's deadline)")
+	fs.DurationVar(&cfg.AtlasRolePropagationTimeout, "atlas-role-propagation-timeout", server.DefaultRolePropagationTimeout, "how long a change naming a Cloud Provider Access role (roleId) is sent again while Atlas answers that it cannot use the role yet (CANNOT_ASSUME_ROLE and the like, for minutes after the role is authorized), counted from the first attempt; never past the caller's deadline; 0 sends it once")
 	fs.BoolVar(&cfg.AtlasH2C, "atlas-h2c", false, "speak HTTP/2 without TLS (h2c) to an http:// Atlas base URL, such as cmd/atlas-emulator's, so that concurrent calls share a few connections; Atlas itself is HTTPS, where HTTP/2 is negotiated without this flag (default off)")
 	fs.BoolVar(&cfg.Dev, "dev", false, "run against an Atlas emulator started in-process on a random loopback port, with generated credentials; prints ready-to-paste commands (default off)")
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or text")

@@ -34,7 +34,8 @@ func TestParseConfig(t *testing.T) {
 		ShutdownTimeout: DefaultShutdownTimeout,
 		Credentials:     Credentials{PublicKey: "pubkey", PrivateKey: "priv-secret-value"},
 
-		AtlasRetryMaxElapsed: 10 * time.Second,
+		AtlasRetryMaxElapsed:        10 * time.Second,
+		AtlasRolePropagationTimeout: 3 * time.Minute,
 	}
 	with := func(f func(*Config)) Config {
 		c := defaults

@@ -108,7 +108,10 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 	if err != nil {
 		return d, err
 	}
-	svc := server.New(d.client, server.WithValidObserver(metrics.ObserveValid))
+	svc := server.New(d.client,
+		server.WithValidObserver(metrics.ObserveValid),
+		server.WithRetryObserver(metrics.ObserveRoleRetry),
+		server.WithRolePropagationTimeout(cfg.AtlasRolePropagationTimeout))
 
 	if d.tls, err = loadTLS(cfg); err != nil {
 		return d, err

@@ -12,12 +12,46 @@ import (
 	"strings"
 	"time"
 
+	"github.com/encryptiond/encryptiond/atlas"
 	"github.com/encryptiond/encryptiond/atlas/atlastest"
 )
 
 // SampleGroupID is the project id the dev banner's commands use. In -dev
 // every well-formed id exists.
 const SampleGroupID = "32b6e34b3d91647abb20e7b8"
+
+// The -dev emulator's demonstrations of the lifecycle around a change
+// (README, "Trying the lifecycle in -dev"):
+const (
+	// DevBlockedGroupID is a project with AWS KMS enabled and two clusters
+	// using it (and one using Azure Key Vault): disabling AWS KMS there is
+	// refused, naming them.
+	DevBlockedGroupID = "5e6f7a8b9c0d1e2f3a4b5c6d"
+	// DevPropagatingRoleID is a Cloud Provider Access role that Atlas can
+	// use only DevPropagation after its first use, as if just authorized:
+	// an enable naming it is sent again until then.
+	DevPropagatingRoleID = "64b6e34b3d91647abb20e7bb"
+	// DevPropagation is how long DevPropagatingRoleID takes to propagate.
+	DevPropagation = 8 * time.Second
+)
+
+// seedDev gives the -dev emulator its demonstrations.
+func seedDev(emu *atlastest.Emulator) error {
+	on, key, region, role := true, "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab", "US_EAST_1", "64b6e34b3d91647abb20e7b9"
+	err := emu.Configure(DevBlockedGroupID, atlas.EncryptionAtRest{AWSKMS: &atlas.AWSKMSConfiguration{Enabled: &on, CustomerMasterKeyID: &key, Region: &region, RoleID: &role}})
+	if err != nil {
+		return err
+	}
+	for _, c := range []atlastest.Cluster{
+		{Name: "orders-prod", EncryptionAtRestProvider: "AWS"},
+		{Name: "payments-prod", EncryptionAtRestProvider: "AWS"},
+		{Name: "analytics", EncryptionAtRestProvider: "AZURE"},
+	} {
+		emu.SetCluster(DevBlockedGroupID, c)
+	}
+	emu.RoleUsableAfter(DevPropagatingRoleID, DevPropagation)
+	return nil
+}
 
 // devAtlas is the Atlas emulator that -dev runs in-process.
 type devAtlas struct {
@@ -41,6 +75,9 @@ func startDevAtlas() (*devAtlas, error) {
 		DisableRecording: true,
 		DisableControl:   true,
 	})
+	if err := seedDev(emu); err != nil {
+		return nil, fmt.Errorf("dev: seeding the Atlas emulator: %w", err)
+	}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("dev: starting the Atlas emulator: %w", err)

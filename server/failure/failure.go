@@ -58,6 +58,11 @@ const (
 	// KeyOutcome says what is known of a change that failed; its only value
 	// is OutcomeUnknown.
 	KeyOutcome = "outcome"
+	// KeyRemedy says what to do about Atlas's errorCode (AtlasCodes).
+	KeyRemedy = "remedy"
+	// KeyAttempts is how many times a change was sent to Atlas, when it was
+	// sent more than once (IAM propagation).
+	KeyAttempts = "attempts"
 )
 
 // OutcomeUnknown is KeyOutcome's value for a change that was sent to Atlas
@@ -86,6 +91,8 @@ const (
 	ReasonMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	// ReasonInvalidPath: a REST path that cannot be parsed.
 	ReasonInvalidPath = "INVALID_PATH"
+	// ReasonInvalidHeader: a REST header with a malformed value.
+	ReasonInvalidHeader = "INVALID_HEADER"
 	// ReasonMalformedRequest: a gRPC request message that is not valid
 	// protobuf.
 	ReasonMalformedRequest = "MALFORMED_REQUEST"
@@ -138,6 +145,11 @@ type Info struct {
 	// Outcome is OutcomeUnknown for a change that may or may not have been
 	// applied; "" otherwise.
 	Outcome string
+	// Remedy says what to do (AtlasCodes); "" for none.
+	Remedy string
+	// Attempts is how many times the change was sent to Atlas; 0 when not
+	// told.
+	Attempts int
 }
 
 // maxMetadataValue bounds a caller-supplied metadata value (a malformed
@@ -146,7 +158,7 @@ const maxMetadataValue = 128
 
 // errorInfo returns info as a google.rpc.ErrorInfo.
 func (info Info) errorInfo() *errdetails.ErrorInfo {
-	md := make(map[string]string, 4)
+	md := make(map[string]string, 6)
 	if info.GroupID != "" {
 		md[KeyGroupID] = truncate(info.GroupID, maxMetadataValue)
 	}
@@ -158,6 +170,12 @@ func (info Info) errorInfo() *errdetails.ErrorInfo {
 	}
 	if info.Outcome != "" {
 		md[KeyOutcome] = info.Outcome
+	}
+	if info.Remedy != "" {
+		md[KeyRemedy] = info.Remedy
+	}
+	if info.Attempts > 0 {
+		md[KeyAttempts] = strconv.Itoa(info.Attempts)
 	}
 	return &errdetails.ErrorInfo{Reason: info.Reason, Domain: info.Domain, Metadata: md}
 }
@@ -204,6 +222,8 @@ type Parsed struct {
 	Violations []*Violation
 	// RetryAfter is the RetryInfo's delay, 0 without one.
 	RetryAfter time.Duration
+	// Preconditions are the PreconditionFailure's violations, if any.
+	Preconditions []*PreconditionViolation
 }
 
 // Parse reads the vocabulary off st: its ErrorInfo, BadRequest and
@@ -220,7 +240,9 @@ func Parse(st *status.Status) Parsed {
 				GroupID:  md[KeyGroupID],
 				Provider: md[KeyProvider],
 				Outcome:  md[KeyOutcome],
+				Remedy:   md[KeyRemedy],
 			}
+			p.Info.Attempts, _ = strconv.Atoi(md[KeyAttempts])
 			if n, err := strconv.Atoi(md[KeyHTTPStatus]); err == nil && n >= 400 && n <= 599 {
 				p.Info.HTTPStatus = n
 			}
@@ -228,6 +250,8 @@ func Parse(st *status.Status) Parsed {
 			p.Violations = append(p.Violations, d.GetFieldViolations()...)
 		case *errdetails.RetryInfo:
 			p.RetryAfter = d.GetRetryDelay().AsDuration()
+		case *errdetails.PreconditionFailure:
+			p.Preconditions = append(p.Preconditions, d.GetViolations()...)
 		}
 	}
 	return p
@@ -243,4 +267,25 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// ViolationProviderInUse is the PreconditionFailure violation type of a
+// cluster that uses the key provider a disable would remove.
+const ViolationProviderInUse = "ENCRYPTION_AT_REST_PROVIDER_IN_USE"
+
+// PreconditionViolation is one google.rpc.PreconditionFailure violation.
+type PreconditionViolation = errdetails.PreconditionFailure_Violation
+
+// PreconditionFailure returns a google.rpc.PreconditionFailure with the
+// violations.
+func PreconditionFailure(vs []*PreconditionViolation) *errdetails.PreconditionFailure {
+	return &errdetails.PreconditionFailure{Violations: vs}
+}
+
+// WithNote returns err, a status error, with note appended to its message
+// and its details kept.
+func WithNote(err error, note string) error {
+	p := status.Convert(err).Proto()
+	p.Message += note
+	return status.FromProto(p).Err()
 }

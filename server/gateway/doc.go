@@ -127,8 +127,10 @@
 // the connection's remote address, so only its last element is the
 // gateway's word. Authorization is removed before the ServeMux, because
 // grpc-gateway forwards it whatever the header matcher says and encryptiond
-// authenticates callers by mutual TLS; Grpc-Timeout, Te and
-// X-Http-Method-Override are removed too. Of the service's response
+// authenticates callers by mutual TLS; Te and X-Http-Method-Override are
+// removed too. Grpc-Timeout (e.g. "10S") sets a REST call's deadline, as
+// grpc-gateway has it; a malformed one is refused with 400 INVALID_HEADER
+// rather than quoted back. Of the service's response
 // metadata only x-request-id reaches the HTTP response; no Grpc-Metadata-*
 // headers or trailers are written.
 //

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -116,10 +117,20 @@ func outgoingHeader(key string) (string, bool) {
 // droppedHeaders never reach the ServeMux: Authorization (grpc-gateway
 // forwards it whatever the header matcher says; encryptiond authenticates
 // callers by mutual TLS, and a credential should go no further than it must),
-// Grpc-Timeout (grpc-gateway quotes a bad value back), Te (trailers are
-// not forwarded) and X-Http-Method-Override (it would let a POST stand in
-// for a PATCH; the ServeMux is also told to ignore it).
-var droppedHeaders = []string{"Authorization", "Grpc-Timeout", "Te", "X-Http-Method-Override"}
+// Te (trailers are not forwarded) and X-Http-Method-Override (it would let a
+// POST stand in for a PATCH; the ServeMux is also told to ignore it).
+// Grpc-Timeout, the REST caller's deadline, does reach it, once
+// validTimeout has checked it: grpc-gateway would quote a bad value back.
+var droppedHeaders = []string{"Authorization", "Te", "X-Http-Method-Override"}
+
+// grpcTimeout is gRPC's timeout header value: at most 8 digits and a unit.
+var grpcTimeout = regexp.MustCompile(`^[0-9]{1,8}[HMSmun]$`)
+
+// validTimeout reports whether the Grpc-Timeout header, if any, is given
+// once and well formed.
+func validTimeout(values []string) bool {
+	return len(values) == 0 || len(values) == 1 && grpcTimeout.MatchString(values[0])
+}
 
 // canonical reports whether p is an absolute path without empty, . or ..
 // segments (a final slash aside): what net/http's ServeMux would otherwise
@@ -176,6 +187,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			message: "The request path is not in canonical form: it has an empty, . or .. segment. Nothing was done; see /openapi.json for the paths."})
 	case r.ContentLength > h.maxBodyBytes:
 		h.refuse(rec, r, nil, bodyTooLarge(h.maxBodyBytes))
+	case !validTimeout(r.Header.Values("Grpc-Timeout")):
+		h.refuse(rec, r, nil, &refusal{httpStatus: http.StatusBadRequest, reason: failure.ReasonInvalidHeader,
+			message: "The Grpc-Timeout header must be given once, as 1 to 8 digits and a unit (H, M, S, m, u or n), e.g. 10S for ten seconds."})
 	default:
 		h.mux.ServeHTTP(rec, withoutDroppedHeaders(r))
 	}

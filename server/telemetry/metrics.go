@@ -17,6 +17,7 @@ type Metrics struct {
 	valid        *validCollector
 	atlasCalls   *prometheus.CounterVec
 	atlasLatency *prometheus.HistogramVec
+	roleRetries  *prometheus.CounterVec
 
 	// atlasMu guards atlasSeriesByKey, the series ObserveAtlas updates:
 	// looking them up here costs no allocation, where one exchange with
@@ -54,6 +55,8 @@ type atlasSeries struct {
 //     exchange with Atlas, including digest challenges, token requests and
 //     retries; status "0" when no response arrived.
 //   - encryptiond_atlas_request_duration_seconds{method}.
+//   - encryptiond_role_propagation_retries_total{provider}: changes sent
+//     again while Atlas could not use their Cloud Provider Access role yet.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		grpc:             newGRPCMetrics(),
@@ -71,7 +74,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets:   []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"method"}),
 	}
-	for _, c := range append(m.grpc.collectors(), m.valid, m.atlasCalls, m.atlasLatency) {
+	m.roleRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "encryptiond",
+		Name:      "role_propagation_retries_total",
+		Help:      "Changes sent to Atlas again while it could not use their Cloud Provider Access role yet (IAM propagation), by provider.",
+	}, []string{"provider"})
+	for _, c := range append(m.grpc.collectors(), m.valid, m.atlasCalls, m.atlasLatency, m.roleRetries) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -86,6 +94,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) ObserveValid(groupID, provider string, enabled, valid bool) {
 	m.valid.observe(groupID, provider, enabled, valid)
 }
+
+// ObserveRoleRetry counts a change sent again while its role propagates;
+// it fits server.WithRetryObserver.
+func (m *Metrics) ObserveRoleRetry(provider string) { m.roleRetries.WithLabelValues(provider).Inc() }
 
 // ObserveAtlas records one exchange with Atlas; it fits atlas.WithObserver.
 func (m *Metrics) ObserveAtlas(e atlas.Exchange) {
