@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -331,9 +330,4 @@ func readFile(t *testing.T, path ...string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// lines trims and splits a command's output.
-func lines(b []byte) []string {
-	return strings.Split(strings.TrimSpace(string(bytes.ReplaceAll(b, []byte("\r"), nil))), "\n")
 }
