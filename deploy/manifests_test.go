@@ -26,10 +26,14 @@ var kustomizations = []struct {
 	dir        string
 	components []string
 	complete   bool // everything the pods reference exists
+	// httpLiveness: the liveness probe is /healthz rather than the gRPC
+	// probe (components/liveness-healthz, until -health-addr ships).
+	httpLiveness bool
 }{
 	{name: "base", dir: "base"},
 	{name: "example", dir: "example", complete: true},
 	{name: "example+grpc-probe-tls", dir: "example", components: []string{"components/grpc-probe-tls"}, complete: true},
+	{name: "example+liveness-healthz", dir: "example", components: []string{"components/liveness-healthz"}, complete: true, httpLiveness: true},
 }
 
 func renderKustomization(t *testing.T, dir string, components []string) *objects {
@@ -77,7 +81,7 @@ func TestManifests(t *testing.T) {
 			c := container(t, d, "encryptiond")
 			t.Run("security", func(t *testing.T) { checkSecurity(t, d, c) })
 			t.Run("sizing", func(t *testing.T) { checkSizing(t, c) })
-			t.Run("probes", func(t *testing.T) { checkProbes(t, c) })
+			t.Run("probes", func(t *testing.T) { checkProbes(t, c, k.httpLiveness) })
 			t.Run("credentials", func(t *testing.T) { checkCredentials(t, c) })
 			t.Run("availability", func(t *testing.T) { checkAvailability(t, objs, d, c) })
 			t.Run("selectors and ports", func(t *testing.T) { checkSelectors(t, objs, d, c) })
@@ -200,13 +204,18 @@ func envValue(c *corev1.Container, name string) (string, bool) {
 }
 
 // checkProbes: liveness is the kubelet's native gRPC probe on the health
-// service; readiness is /readyz, over HTTPS when the daemon serves TLS.
+// service (or /healthz with httpLiveness); readiness is /readyz, over HTTPS
+// when the daemon serves TLS.
 // Whether the binary answers them is TestKubeletRunsDeployment's business.
-func checkProbes(t *testing.T, c *corev1.Container) {
+func checkProbes(t *testing.T, c *corev1.Container, httpLiveness bool) {
 	args := parseArgs(t, c.Args)
 	tls := args.has("tls-cert")
 	lp, rp := c.LivenessProbe, c.ReadinessProbe
-	if lp == nil || lp.GRPC == nil {
+	if httpLiveness {
+		if lp == nil || lp.HTTPGet == nil || lp.HTTPGet.Path != "/healthz" {
+			t.Errorf("livenessProbe %v, want httpGet /healthz", lp)
+		}
+	} else if lp == nil || lp.GRPC == nil {
 		t.Errorf("livenessProbe %v, want the native grpc probe", lp)
 	} else {
 		if lp.GRPC.Service != nil && *lp.GRPC.Service != "" && *lp.GRPC.Service != "atlas.encryption.v1.EncryptionService" {
