@@ -274,9 +274,8 @@ func TestMakeBuildIsTheImageBinary(t *testing.T) {
 	tmp := t.TempDir()
 	docker, _ := dockerGoBuild(t)
 
-	// A build inside the image has no GOFLAGS and no go env file; neither
-	// have these.
-	env := append(os.Environ(), "GOFLAGS=", "GOENV=off")
+	// A build inside the image has no GOFLAGS; neither have these.
+	env := append(os.Environ(), "GOFLAGS=")
 	run := func(name string, cmd *exec.Cmd) {
 		cmd.Env = append(cmd.Env, env...)
 		if out, err := cmd.CombinedOutput(); err != nil {
