@@ -40,6 +40,7 @@ test: ## Run every test with the race detector (with npm on PATH, a Node reflect
 	    echo "make test: could not install the Node reflection client; TestNodeReflectionClient will skip" >&2; \
 	fi
 	ENCRYPTIOND_NODE_MODULES=$(CURDIR)/$(NODE_PREFIX)/node_modules $(GO) test -race -shuffle=on -count=1 ./...
+	$(GO) -C deploy test -race -shuffle=on -count=1 ./...
 
 # --ignore-scripts: no package needs its install script to be loaded;
 # --fetch-retries=1: fail in seconds, not minutes, when the registry is out
@@ -50,6 +51,13 @@ $(NODE_PREFIX)/installed: $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-loc
 	npm ci --prefix $(NODE_PREFIX) --ignore-scripts --prefer-offline --fetch-retries=1 --no-audit --no-fund || \
 	  { rm -rf $(NODE_PREFIX); exit 1; }
 	@touch $@
+
+# deploy/ is a module of its own (Kubernetes and kustomize stay out of the
+# product's go.mod): the manifests, the Dockerfile against `make build`, the
+# LICENSE.
+.PHONY: test-deploy
+test-deploy: ## Test the deployment kit only (deploy/, Dockerfile, LICENSE).
+	$(GO) -C deploy test -race -shuffle=on -count=1 ./...
 
 # Every fuzz target, as package:Target. `make test` runs their seed corpora
 # as ordinary tests; `make fuzz` explores each for FUZZTIME. The budget is a
@@ -76,9 +84,16 @@ soak: ## Soak the daemon for SOAK_DURATION (default 5m) with 5% Atlas faults; re
 	$(GO) build -o .build/soak/ ./cmd/encryptiond ./cmd/atlas-emulator ./cmd/encryptiond-soak
 	.build/soak/encryptiond-soak -bin .build/soak -duration $(SOAK_DURATION) -out BENCH.md
 
+# The release build: static (no cgo), without local paths or VCS stamp, and
+# stripped. The Dockerfile's `go build` uses the same environment and flags;
+# deploy/image_test.go checks that they agree and that the binaries match.
+GO_BUILD_ENV   := CGO_ENABLED=0
+GO_BUILD_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w'
+BIN            ?= bin
+
 .PHONY: build
-build: ## Build the binaries into bin/.
-	$(GO) build -o bin/ ./cmd/...
+build: ## Build the binaries into bin/ (BIN=dir), static, as the Dockerfile builds them.
+	$(GO_BUILD_ENV) $(GO) build $(GO_BUILD_FLAGS) -o $(BIN)/ ./cmd/...
 
 BENCH_BIN := .build/bench
 
