@@ -133,6 +133,7 @@ lint: protodeps ## buf lint, buf format, gofmt and go vet.
 	@out=$$(gofmt -l $$(git ls-files '*.go' ; git ls-files --others --exclude-standard '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) -C deploy vet ./...
 	$(GO) -C tools vet ./protoc-gen-go-source ./openapi-params
 
 # buf's `.git#branch=main` input cannot see the git-ignored third-party

@@ -42,9 +42,7 @@ import (
 // a flag is pending, TestManifestFlags accepts it and TestKubeletRunsDeployment
 // skips the kustomizations that use it; once the binary serves it,
 // TestPendingFlags fails until the entry is removed here.
-var pendingFlags = map[string]string{
-	"health-addr": "a plaintext listener that serves only grpc.health.v1.Health, for the kubelet's gRPC probe when the API ports serve TLS (docs/DEPLOYING.md › Health probes under TLS)",
-}
+var pendingFlags = map[string]string{}
 
 // goRuntimeEnv are variables read by the Go runtime rather than the daemon.
 var goRuntimeEnv = map[string]bool{"GOMEMLIMIT": true, "GOMAXPROCS": true, "GOGC": true, "GODEBUG": true}

@@ -27,7 +27,7 @@ var kustomizations = []struct {
 	components []string
 	complete   bool // everything the pods reference exists
 	// httpLiveness: the liveness probe is /healthz rather than the gRPC
-	// probe (components/liveness-healthz, until -health-addr ships).
+	// probe (components/liveness-healthz).
 	httpLiveness bool
 }{
 	{name: "base", dir: "base"},

@@ -42,6 +42,11 @@ type Config struct {
 	GRPCAddr string
 	// HTTPAddr is the REST, metrics and health listen address (-http-addr).
 	HTTPAddr string
+	// HealthAddr, if not empty, is a plaintext listen address serving only
+	// the gRPC health service (-health-addr): for probes that cannot speak
+	// TLS, such as the kubelet's native gRPC probe, when GRPCAddr serves
+	// TLS. With Dev an address without a host listens on 127.0.0.1.
+	HealthAddr string
 	// AtlasBaseURL is Atlas's host (-atlas-base-url, else
 	// MONGODB_ATLAS_BASE_URL, else atlas.DefaultBaseURL). Ignored with Dev.
 	AtlasBaseURL string
@@ -99,8 +104,9 @@ type Config struct {
 
 // Addrs are the addresses the daemon listens on.
 type Addrs struct {
-	GRPC net.Addr
-	HTTP net.Addr
+	GRPC   net.Addr
+	HTTP   net.Addr
+	Health net.Addr // nil without -health-addr
 	// Atlas is the base URL of the Atlas API in use (the emulator's in -dev).
 	Atlas string
 }
@@ -195,6 +201,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.Dev {
 		// -dev is open to any caller: keep it on loopback unless told otherwise.
 		cfg.GRPCAddr, cfg.HTTPAddr = loopback(cfg.GRPCAddr), loopback(cfg.HTTPAddr)
+		if cfg.HealthAddr != "" {
+			cfg.HealthAddr = loopback(cfg.HealthAddr)
+		}
 	}
 
 	creds, err := credentialsFromEnv(getenv)
@@ -256,6 +265,7 @@ func newFlagSet(cfg *Config) *flag.FlagSet {
 	fs.SetOutput(io.Discard) // Usage is printed by the caller, once.
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", DefaultGRPCAddr, "gRPC listen `address`; with -dev an address without a host listens on 127.0.0.1")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", DefaultHTTPAddr, "REST, /metrics, /healthz, /readyz and /openapi.json listen `address`; with -dev an address without a host listens on 127.0.0.1")
+	fs.StringVar(&cfg.HealthAddr, "health-addr", "", "plaintext listen `address` serving only the gRPC health service (grpc.health.v1.Health), for probes that cannot speak TLS, such as Kubernetes' native gRPC probe, when -tls-cert makes -grpc-addr TLS-only (default none)")
 	fs.StringVar(&cfg.AtlasBaseURL, "atlas-base-url", atlas.DefaultBaseURL, "Atlas Administration API base `URL`; when not given, $"+EnvBaseURL+" if set")
 	cfg.AtlasAPIVersion = atlas.APIVersionV2
 	fs.Func("atlas-api-version", "Atlas API `version`: v2 or v1.0 (legacy) (default v2)", func(s string) error {

@@ -72,6 +72,7 @@ type Daemon struct {
 	health   *health.Server
 	public   *grpc.Server // serves the gRPC listener
 	internal *grpc.Server // serves the gateway's in-process connection
+	probes   *grpc.Server // serves health alone, in plaintext, on Listeners.Health
 	inproc   *internalListener
 	conn     *grpc.ClientConn // the gateway's connection to internal
 	http     *http.Server
@@ -148,6 +149,9 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 		metrics.InitializeMetrics(s)
 	}
 
+	d.probes = grpc.NewServer(grpc.ChainStreamInterceptor(endWatchOnShutdown(d.stop.stopping)))
+	healthpb.RegisterHealthServer(d.probes, d.health)
+
 	// The gateway's client connection reaches the internal gRPC server in
 	// memory; grpc.NewClient connects lazily, on the first call.
 	d.inproc = newInternalListener()
@@ -194,18 +198,36 @@ func (d *Daemon) Close() error {
 	return errors.Join(errs...)
 }
 
-// Serve serves gRPC on grpcLis and REST on httpLis until ctx is cancelled,
-// then shuts down as shutdown.go describes, closes the listeners and
-// returns; a clean shutdown returns nil. It may be called once.
-func (d *Daemon) Serve(ctx context.Context, grpcLis, httpLis net.Listener) (err error) {
+// Listeners are where a Daemon serves.
+type Listeners struct {
+	GRPC net.Listener // the gRPC API, health and reflection
+	HTTP net.Listener // REST, /openapi.json, /metrics, /healthz, /readyz
+	// Health, if not nil, serves the gRPC health service alone, in
+	// plaintext (-health-addr).
+	Health net.Listener
+}
+
+// Serve serves on l until ctx is cancelled, then shuts down as shutdown.go
+// describes, closes the listeners and returns; a clean shutdown returns
+// nil. It may be called once.
+func (d *Daemon) Serve(ctx context.Context, l Listeners) (err error) {
 	defer func() { err = errors.Join(err, d.Close()) }()
 	g, gctx := errgroup.WithContext(ctx)
+	grpcLis, httpLis := l.GRPC, l.HTTP
 	g.Go(func() error {
 		if err := d.public.Serve(grpcLis); err != nil {
 			return fmt.Errorf("grpc: %w", err)
 		}
 		return nil
 	})
+	if l.Health != nil {
+		g.Go(func() error {
+			if err := d.probes.Serve(l.Health); err != nil {
+				return fmt.Errorf("grpc (health): %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		if err := d.internal.Serve(d.inproc); err != nil {
 			return fmt.Errorf("grpc (in-process): %w", err)
@@ -226,6 +248,9 @@ func (d *Daemon) Serve(ctx context.Context, grpcLis, httpLis net.Listener) (err 
 	})
 
 	addrs := Addrs{GRPC: grpcLis.Addr(), HTTP: httpLis.Addr(), Atlas: d.baseURL}
+	if l.Health != nil {
+		addrs.Health = l.Health.Addr()
+	}
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	d.health.SetServingStatus(encryptionv1.EncryptionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	d.ready.Store(true)
@@ -237,6 +262,7 @@ func (d *Daemon) Serve(ctx context.Context, grpcLis, httpLis net.Listener) (err 
 	d.log.Info("serving",
 		slog.String("grpc_addr", addrs.GRPC.String()),
 		slog.String("http_addr", addrs.HTTP.String()),
+		slog.String("health_addr", addrOrNone(addrs.Health)),
 		slog.String("atlas_base_url", d.baseURL),
 		slog.String("atlas_api_version", string(d.cfg.AtlasAPIVersion)),
 		slog.String("atlas_auth", d.creds.Mode()),
@@ -273,11 +299,18 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 		return fmt.Errorf("-http-addr: %w", err)
 	}
 	defer httpLis.Close()
+	l := Listeners{GRPC: grpcLis, HTTP: httpLis}
+	if cfg.HealthAddr != "" {
+		if l.Health, err = net.Listen("tcp", cfg.HealthAddr); err != nil {
+			return fmt.Errorf("-health-addr: %w", err)
+		}
+		defer l.Health.Close()
+	}
 	d, err := New(cfg, logger, stdout)
 	if err != nil {
 		return err
 	}
-	return d.Serve(ctx, grpcLis, httpLis)
+	return d.Serve(ctx, l)
 }
 
 // newAtlasClient builds the Atlas client from the credentials. A positive
@@ -311,4 +344,12 @@ func newAtlasClient(baseURL string, version atlas.APIVersion, retryMaxElapsed ti
 		return nil, fmt.Errorf("atlas client: %w", err)
 	}
 	return c, nil
+}
+
+// addrOrNone is a's string, or "" for none.
+func addrOrNone(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }

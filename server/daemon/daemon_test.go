@@ -112,7 +112,7 @@ func startDaemon(t *testing.T, cfg Config) *daemon {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- built.Serve(ctx, grpcLis, httpLis) }()
+	go func() { done <- built.Serve(ctx, Listeners{GRPC: grpcLis, HTTP: httpLis}) }()
 	var once sync.Once
 	var runErr error
 	d.stop = func() error {

@@ -16,8 +16,8 @@ import (
 //  1. Health goes NOT_SERVING and /readyz 503; health Watch streams end.
 //  2. Both listeners stop accepting at the same moment: the public gRPC
 //     server stops (GracefulStop: no new connection or call; calls in
-//     flight go on) and the HTTP server shuts down (no new connection;
-//     requests in flight go on). The in-process gRPC server the gateway
+//     flight go on), with the health listener of -health-addr, and the
+//     HTTP server shuts down (no new connection; requests in flight go on). The in-process gRPC server the gateway
 //     calls keeps serving, so REST requests already in flight finish; it
 //     stops gracefully once the HTTP server has.
 //  3. When -shutdown-timeout passes with calls still in flight, they are
@@ -93,7 +93,7 @@ func (d *Daemon) shutdown() {
 	}
 	httpCtx, cancelHTTP := context.WithCancel(context.Background())
 	defer cancelHTTP()
-	publicDone := graceful(d.public.GracefulStop, func() {})
+	publicDone := graceful(d.public.GracefulStop, d.probes.GracefulStop)
 	restDone := graceful(func() { _ = d.http.Shutdown(httpCtx) }, d.internal.GracefulStop)
 
 	wait := func(d time.Duration) bool {
@@ -114,6 +114,7 @@ func (d *Daemon) shutdown() {
 		if !wait(cutGrace) {
 			cancelHTTP()
 			d.public.Stop()
+			d.probes.Stop()
 			_ = d.http.Close()
 			d.internal.Stop()
 			<-publicDone
