@@ -218,7 +218,30 @@ type Exchange struct {
 	Attempt int
 	// Err is the transport error when no response arrived.
 	Err error
+	// Auth is what the exchange says of the client's credentials.
+	Auth AuthResult
 }
+
+// AuthResult is what an exchange says of the client's credentials.
+type AuthResult string
+
+const (
+	// AuthNone: the exchange says nothing of them (no answer, a request to
+	// another host, a service-account token Atlas refused, which the
+	// client renews).
+	AuthNone AuthResult = ""
+	// AuthChallenge: a 401 digest challenge the client answers by signing
+	// (its first request, or a nonce Atlas no longer accepts). Normal, not
+	// a refusal.
+	AuthChallenge AuthResult = "challenge"
+	// AuthAccepted: Atlas accepted the credentials (any answer to a signed
+	// request other than 401, or a token issued).
+	AuthAccepted AuthResult = "accepted"
+	// AuthRefused: Atlas refused the credentials: a signed request answered
+	// 401 without a fresh nonce, or the service account refused at the
+	// token endpoint.
+	AuthRefused AuthResult = "refused"
+)
 
 // defaultHTTPClient returns the client used without WithHTTPClient; with
 // h2c its transport speaks only HTTP/2 without TLS.

@@ -5,7 +5,10 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/icholy/digest"
 )
 
 // The Client's HTTP stack, outermost first:
@@ -73,8 +76,47 @@ func (t *exchangeTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		}
 	}
 	ex.Duration = time.Since(start)
+	ex.Auth = authOf(req, res)
 	t.observe(ex)
 	return res, err
+}
+
+// tokenPath is the service-account token endpoint's path.
+const tokenPath = "/api/oauth/token"
+
+// authOf tells what an exchange says of the client's credentials.
+func authOf(req *http.Request, res *http.Response) AuthResult {
+	if res == nil {
+		return AuthNone
+	}
+	scheme, _, _ := strings.Cut(req.Header.Get("Authorization"), " ")
+	unauthorized := res.StatusCode == http.StatusUnauthorized
+	switch {
+	case strings.HasSuffix(req.URL.Path, tokenPath):
+		// The service account's own credentials are judged here.
+		if unauthorized || res.StatusCode == http.StatusBadRequest {
+			return AuthRefused
+		}
+		return AuthAccepted
+	case scheme == "Bearer":
+		// A refused token is fetched anew: that says nothing yet.
+		if unauthorized {
+			return AuthNone
+		}
+		return AuthAccepted
+	case unauthorized:
+		chal, err := digest.FindChallenge(res.Header)
+		if err != nil {
+			return AuthNone
+		}
+		if scheme == "" || chal.Stale {
+			return AuthChallenge // answered by signing, or signing anew
+		}
+		return AuthRefused
+	case scheme == "Digest":
+		return AuthAccepted
+	}
+	return AuthNone
 }
 
 func (t *exchangeTransport) CloseIdleConnections() { closeIdle(t.next) }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/encryptiond/encryptiond/atlas"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 // This file is the provider table: everything the service knows about each
@@ -95,7 +96,7 @@ var (
 			"secret_access_key":          {check: length(1, 1024), secret: true},
 			"customer_master_key_id":     {check: length(1, 2048)}, // a key id, an ARN or an alias: not second-guessed
 			"region":                     {check: oneOf(atlas.AWSRegions())},
-			"role_id":                    {check: hex24Check},
+			"role_id":                    {check: roleIDCheck},
 			"require_private_networking": {},
 		},
 		required:  []protoreflect.Name{"customer_master_key_id", "region"},
@@ -116,7 +117,7 @@ var (
 			"key_identifier":             {check: keyURL},
 			"key_vault_name":             {check: length(1, 1024)},
 			"resource_group_name":        {check: length(1, 1024)},
-			"role_id":                    {check: hex24Check},
+			"role_id":                    {check: roleIDCheck},
 			"secret":                     {check: length(1, 4096), secret: true},
 			"subscription_id":            {check: uuidCheck},
 			"tenant_id":                  {check: uuidCheck},
@@ -136,7 +137,7 @@ var (
 			"enabled":                 {},
 			"key_version_resource_id": {check: matches(gcpKeyVersion, "must be shaped projects/<project>/locations/<location>/keyRings/<ring>/cryptoKeys/<key>/cryptoKeyVersions/<version>")},
 			"service_account_key":     {check: jsonObject, secret: true},
-			"role_id":                 {check: hex24Check},
+			"role_id":                 {check: roleIDCheck},
 		},
 		required:  []protoreflect.Name{"key_version_resource_id"},
 		authModes: [][]protoreflect.Name{{"role_id"}, {"service_account_key"}},
@@ -262,8 +263,7 @@ var (
 	uuid          = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	gcpKeyVersion = regexp.MustCompile(`^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+/cryptoKeyVersions/[^/]+$`)
 
-	hex24Check = matches(hex24, "must be 24 lowercase hexadecimal characters")
-	uuidCheck  = matches(uuid, "must be a UUID")
+	uuidCheck = matches(uuid, "must be a UUID")
 )
 
 func length(minLen, maxLen int) fieldCheck {
@@ -280,11 +280,29 @@ func length(minLen, maxLen int) fieldCheck {
 
 func oneOf(values []string) fieldCheck {
 	return func(v string) string {
-		if !slices.Contains(values, v) {
-			return "must be one of " + strings.Join(values, ", ")
+		if slices.Contains(values, v) {
+			return ""
 		}
+		problem := "must be one of " + strings.Join(values, ", ")
+		// A near miss ("us-east-1") gets the value meant, which is one of
+		// Atlas's, never the caller's.
+		if want, ok := failure.Suggest(v, values); ok {
+			return problem + "; did you mean " + want + "?"
+		}
+		return problem
+	}
+}
+
+// roleIDCheck checks a Cloud Provider Access role id, and tells apart the
+// AWS IAM role ARN people often send in its place.
+func roleIDCheck(v string) string {
+	if hex24.MatchString(v) {
 		return ""
 	}
+	if strings.HasPrefix(v, "arn:") {
+		return "must be the Atlas Cloud Provider Access role id, 24 lowercase hexadecimal characters (Atlas › Cloud Provider Access, or atlas cloudProviders accessRoles list), not an AWS IAM role ARN"
+	}
+	return "must be the Atlas Cloud Provider Access role id: 24 lowercase hexadecimal characters"
 }
 
 func matches(re *regexp.Regexp, problem string) fieldCheck {

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 	"github.com/encryptiond/encryptiond/server/failure"
@@ -112,5 +113,37 @@ func TestUnknownMethodIsSeen(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no call record for the unknown method:\n%s", d.log)
 		}
+	}
+}
+
+// TestTwoProvidersOverGRPC: a binary request whose config sets two
+// providers, which a proto decoder would keep only the last of, is refused
+// as REST refuses it, and nothing reaches Atlas.
+func TestTwoProvidersOverGRPC(t *testing.T) {
+	t.Parallel()
+	d := startDaemon(t, Config{Dev: true, LogFormat: "json"})
+	aws, err := proto.Marshal(&encryptionv1.ProviderConfig{Provider: &encryptionv1.ProviderConfig_AwsKms{AwsKms: &encryptionv1.AwsKms{Enabled: proto.Bool(false)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	azure, err := proto.Marshal(&encryptionv1.ProviderConfig{Provider: &encryptionv1.ProviderConfig_AzureKeyVault{AzureKeyVault: &encryptionv1.AzureKeyVault{Enabled: proto.Bool(false)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), testGroup)
+	// config (field 2) holds both members: concatenated messages merge.
+	body = protowire.AppendBytes(protowire.AppendTag(body, 2, protowire.BytesType), append(aws, azure...))
+	var reply []byte
+	err = d.grpcConn(t).Invoke(t.Context(), encryptionv1.EncryptionService_UpdateEncryptionAtRest_FullMethodName, &body, &reply, grpc.ForceCodecV2(rawCodec{}))
+	st := status.Convert(err)
+	p := failure.Parse(st)
+	if st.Code() != codes.InvalidArgument || p.Info.Reason != failure.ReasonInvalidAttribute || !strings.Contains(st.Message(), "awsKms and azureKeyVault") {
+		t.Errorf("Update with two providers = %v, want INVALID_ARGUMENT naming awsKms and azureKeyVault", err)
+	}
+	if len(p.Violations) != 1 || p.Violations[0].GetField() != "config.azure_key_vault" {
+		t.Errorf("violations = %v, want one on config.azure_key_vault", p.Violations)
+	}
+	if recs := d.log.auditRecords(t); len(recs) != 1 || recs[0]["outcome"] != "refused" {
+		t.Errorf("audit records = %v, want one refused change", recs)
 	}
 }

@@ -323,10 +323,21 @@ it exits 0.
 }
 
 // NewLogger returns the logger cfg asks for, writing to w.
+// Durations are written with their unit ("timeout":"15s",
+// "duration":"1.204ms"), not as slog's JSON handler would, a bare count of
+// nanoseconds.
 func NewLogger(cfg Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel, ReplaceAttr: durationWithUnit}
 	if cfg.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationWithUnit writes a duration attribute as its string: 1.5s.
+func durationWithUnit(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
 }

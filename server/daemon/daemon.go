@@ -105,7 +105,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 		}
 		d.baseURL, d.creds = d.dev.url, d.dev.creds
 	}
-	d.client, err = newAtlasClient(d.baseURL, cfg.AtlasAPIVersion, cfg.AtlasRetryMaxElapsed, cfg.AtlasH2C, d.creds, metrics.ObserveAtlas)
+	d.client, err = newAtlasClient(d.baseURL, cfg.AtlasAPIVersion, cfg.AtlasRetryMaxElapsed, cfg.AtlasH2C, d.creds, metrics.AtlasObserver(logger))
 	if err != nil {
 		return d, err
 	}

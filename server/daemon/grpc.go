@@ -83,18 +83,18 @@ func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public c
 // interceptor is an INTERNAL answer rather than the end of the process), the
 // shutdown's cut (shutdown.go), audit (sees every mutation, refused ones
 // included), authorization (authz: authentication, rate limit, policy), the
-// refusal of an undecodable request (codec.go), recovery again (innermost,
-// so that the others see a handler's panic as INTERNAL). Streaming calls
-// (reflection, health Watch) get recovery, the cut, the end of health Watch
-// on shutdown, authentication (mTLS only), the refusal of an undecodable
-// request and recovery.
+// refusal of a request the codec marked, undecodable or setting two members
+// of a oneof (codec.go), recovery again (innermost, so that the others see a
+// handler's panic as INTERNAL). Streaming calls (reflection, health Watch)
+// get recovery, the cut, the end of health Watch on shutdown,
+// authentication (mTLS only), the refusal of a marked request and recovery.
 func interceptors(logger *slog.Logger, authorize grpc.UnaryServerInterceptor, requireAuth bool, stop *stopper) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	unary := []grpc.UnaryServerInterceptor{
 		telemetry.UnaryRecovery(logger),
 		stop.unary,
 		audit.UnaryServerInterceptor(logger.With(slog.String("logger", "audit"))),
 		authorize,
-		refuseUndecodable,
+		refuseMarked,
 		telemetry.UnaryRecovery(logger),
 	}
 	stream := []grpc.StreamServerInterceptor{
@@ -105,7 +105,7 @@ func interceptors(logger *slog.Logger, authorize grpc.UnaryServerInterceptor, re
 	if requireAuth {
 		stream = append(stream, requireAuthStream)
 	}
-	stream = append(stream, refuseUndecodableStream, telemetry.StreamRecovery(logger))
+	stream = append(stream, refuseMarkedStream, telemetry.StreamRecovery(logger))
 	return unary, stream
 }
 

@@ -270,7 +270,11 @@ func (w *walker) object(dec *json.Decoder, md protoreflect.MessageDescriptor, js
 		if fd == nil {
 			// The key is the caller's, of any length: cut it, as query
 			// parameter names are.
-			w.add(join(protoPrefix, shorten(key)), join(jsonPrefix, shorten(key)), "is not a field of this API", false)
+			what := "is not a field of this API"
+			if meant, ok := failure.Suggest(key, jsonNames(md)); ok {
+				what += "; did you mean " + meant + "?"
+			}
+			w.add(join(protoPrefix, shorten(key)), join(jsonPrefix, shorten(key)), what, false)
 			skip(dec)
 			continue
 		}
@@ -305,6 +309,15 @@ func (w *walker) object(dec *json.Decoder, md protoreflect.MessageDescriptor, js
 		skipRest(dec, tok) // a list, a map or a well-known type: protojson's own check applies
 	}
 	_, _ = dec.Token() // }
+}
+
+// jsonNames are the JSON names of md's fields.
+func jsonNames(md protoreflect.MessageDescriptor) []string {
+	names := make([]string, md.Fields().Len())
+	for i := range names {
+		names[i] = md.Fields().Get(i).JSONName()
+	}
+	return names
 }
 
 func (w *walker) add(protoPath, jsonPath, what string, oneof bool) {
@@ -407,12 +420,20 @@ func (w *walker) refusal() *refusal {
 	}
 	switch {
 	case r.message != "" && len(parts) > 0:
-		r.message += " Also: " + strings.Join(parts, "; ") + "."
+		r.message += " Also: " + sentence(strings.Join(parts, "; "))
 	case r.message != "":
 	case len(w.problems) == 1:
-		r.message = fmt.Sprintf("Invalid attribute %s specified: it %s.", w.problems[0].jsonPath, w.problems[0].what)
+		r.message = sentence(fmt.Sprintf("Invalid attribute %s specified: it %s", w.problems[0].jsonPath, w.problems[0].what))
 	default:
-		r.message = "Invalid attributes specified: " + strings.Join(parts, "; ") + "."
+		r.message = sentence("Invalid attributes specified: " + strings.Join(parts, "; "))
 	}
 	return r
+}
+
+// sentence ends s with a full stop, unless it ends with a question.
+func sentence(s string) string {
+	if strings.HasSuffix(s, "?") {
+		return s
+	}
+	return s + "."
 }

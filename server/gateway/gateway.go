@@ -311,12 +311,14 @@ func (rec *recorder) flush(f format) {
 		if !json.Valid(body) {
 			content = json.RawMessage("null")
 		}
-		env, err := json.Marshal(struct {
+		var env bytes.Buffer
+		enc := json.NewEncoder(&env)
+		enc.SetEscapeHTML(false) // "<vault>", as without the envelope
+		if enc.Encode(struct {
 			Status  int             `json:"status"`
 			Content json.RawMessage `json:"content"`
-		}{code, content})
-		if err == nil {
-			wire, body = http.StatusOK, env
+		}{code, content}) == nil {
+			wire, body = http.StatusOK, bytes.TrimSuffix(env.Bytes(), []byte("\n"))
 		}
 	}
 	if f.pretty {

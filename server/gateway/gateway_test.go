@@ -384,7 +384,8 @@ func TestRefusals(t *testing.T) {
 			name: "unknown top-level field", method: http.MethodPatch,
 			body:       `{"awsKMS": {"enabled": true}}`,
 			wantStatus: 400, wantCode: "INVALID_ATTRIBUTE",
-			wantDetail: `Invalid attribute awsKMS specified: it is not a field of this API.`,
+			// A near miss gets the field meant.
+			wantDetail: `Invalid attribute awsKMS specified: it is not a field of this API; did you mean awsKms?`,
 		},
 		{
 			name: "read-only field is unknown in a request", method: http.MethodPatch,
@@ -523,10 +524,10 @@ func TestRefusalDetails(t *testing.T) {
 	w := serve(t, h, http.MethodPatch, atlasPath, body)
 	want := `{
 	  "error": 400, "errorCode": "INVALID_ATTRIBUTE", "reason": "Bad Request",
-	  "detail": "Invalid attributes specified: azureKeyVault.clientId is not a field of this API; azureKeyVault.tenantID must be a JSON string, not a number.",
+	  "detail": "Invalid attributes specified: azureKeyVault.clientId is not a field of this API; did you mean clientID?; azureKeyVault.tenantID must be a JSON string, not a number.",
 	  "parameters": ["azureKeyVault.clientId", "azureKeyVault.tenantID"],
 	  "badRequestDetail": {"fields": [
-	    {"field": "azureKeyVault.clientId", "description": "azureKeyVault.clientId is not a field of this API"},
+	    {"field": "azureKeyVault.clientId", "description": "azureKeyVault.clientId is not a field of this API; did you mean clientID?"},
 	    {"field": "azureKeyVault.tenantID", "description": "azureKeyVault.tenantID must be a JSON string, not a number"}
 	  ]}
 	}`
@@ -537,11 +538,11 @@ func TestRefusalDetails(t *testing.T) {
 	w = serve(t, h, http.MethodPatch, v1Path, body)
 	want = `{"error": {
 	  "code": 400, "status": "INVALID_ARGUMENT",
-	  "message": "Invalid attributes specified: azureKeyVault.clientId is not a field of this API; azureKeyVault.tenantID must be a JSON string, not a number.",
+	  "message": "Invalid attributes specified: azureKeyVault.clientId is not a field of this API; did you mean clientID?; azureKeyVault.tenantID must be a JSON string, not a number.",
 	  "details": [
 	    {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "INVALID_ATTRIBUTE", "domain": "encryptiond", "metadata": {"httpStatus": "400"}},
 	    {"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [
-	      {"field": "config.azure_key_vault.clientId", "description": "azureKeyVault.clientId is not a field of this API"},
+	      {"field": "config.azure_key_vault.clientId", "description": "azureKeyVault.clientId is not a field of this API; did you mean clientID?"},
 	      {"field": "config.azure_key_vault.tenant_id", "description": "azureKeyVault.tenantID must be a JSON string, not a number"}
 	    ]}
 	  ]

@@ -137,20 +137,18 @@ func boolParam(vals []string) (value, ok bool) {
 // hint points a near miss (validateonly, validate_only) at the parameter
 // meant, or says which methods of the same path take it.
 func (rs *routes) hint(rt *route, name string, allowed []string) string {
-	norm := func(s string) string { return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(s)) }
-	for _, p := range allowed {
-		if norm(name) == norm(p) {
-			return "; did you mean " + p + "?"
-		}
+	if p, ok := failure.Suggest(name, allowed); ok {
+		return "; did you mean " + p + "?"
 	}
 	for _, o := range rs.all {
 		if o.pattern != rt.pattern || o == rt {
 			continue
 		}
-		for _, p := range o.query {
-			if norm(name) == norm(p) {
-				return "; " + p + " applies only to " + strings.Join(rs.elsewhere(rt, p), " and ")
+		if p, ok := failure.Suggest(name, o.query); ok || slices.Contains(o.query, name) {
+			if !ok {
+				p = name
 			}
+			return "; " + p + " applies only to " + strings.Join(rs.elsewhere(rt, p), " and ")
 		}
 	}
 	return ""

@@ -1,8 +1,10 @@
 package telemetry
 
 import (
+	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -17,6 +19,8 @@ type Metrics struct {
 	valid        *validCollector
 	atlasCalls   *prometheus.CounterVec
 	atlasLatency *prometheus.HistogramVec
+	challenges   prometheus.Counter
+	credentials  *credentialsGauge
 	roleRetries  *prometheus.CounterVec
 
 	// atlasMu guards atlasSeriesByKey, the series ObserveAtlas updates:
@@ -52,8 +56,15 @@ type atlasSeries struct {
 //     `valid` not recorded because MaxValidProjects projects already have a
 //     series.
 //   - encryptiond_atlas_requests_total{method,status,error_code}: every HTTP
-//     exchange with Atlas, including digest challenges, token requests and
-//     retries; status "0" when no response arrived.
+//     exchange with Atlas but digest challenges, token requests and retries
+//     included; status "0" when no response arrived. A 401 here is a
+//     refusal of encryptiond's credentials.
+//   - encryptiond_atlas_digest_challenges_total: 401 digest challenges, a
+//     normal part of digest authentication (the first request, a new
+//     nonce).
+//   - encryptiond_atlas_credentials_accepted: 1 if Atlas accepted the last
+//     signed request (or issued the last token), 0 if it refused it; no
+//     sample before the first.
 //   - encryptiond_atlas_request_duration_seconds{method}.
 //   - encryptiond_role_propagation_retries_total{provider}: changes sent
 //     again while Atlas could not use their Cloud Provider Access role yet.
@@ -74,12 +85,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets:   []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"method"}),
 	}
+	m.challenges = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "encryptiond",
+		Name:      "atlas_digest_challenges_total",
+		Help:      "401 digest challenges from Atlas, answered by signing: the first request, and each nonce Atlas stops accepting.",
+	})
+	m.credentials = newCredentialsGauge()
 	m.roleRetries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "encryptiond",
 		Name:      "role_propagation_retries_total",
 		Help:      "Changes sent to Atlas again while it could not use their Cloud Provider Access role yet (IAM propagation), by provider.",
 	}, []string{"provider"})
-	for _, c := range append(m.grpc.collectors(), m.valid, m.atlasCalls, m.atlasLatency, m.roleRetries) {
+	for _, c := range append(m.grpc.collectors(), m.valid, m.atlasCalls, m.atlasLatency, m.challenges, m.credentials, m.roleRetries) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -100,10 +117,79 @@ func (m *Metrics) ObserveValid(groupID, provider string, enabled, valid bool) {
 func (m *Metrics) ObserveRoleRetry(provider string) { m.roleRetries.WithLabelValues(provider).Inc() }
 
 // ObserveAtlas records one exchange with Atlas; it fits atlas.WithObserver.
-func (m *Metrics) ObserveAtlas(e atlas.Exchange) {
-	s := m.atlasSeries(atlasKey{e.Method, e.Status, e.ErrorCode})
-	s.calls.Inc()
-	s.latency.Observe(e.Duration.Seconds())
+// It reports whether the exchange changed what Atlas makes of encryptiond's
+// credentials, and what it makes of them now.
+func (m *Metrics) ObserveAtlas(e atlas.Exchange) (changed, accepted bool) {
+	if e.Auth == atlas.AuthChallenge {
+		m.challenges.Inc()
+	} else {
+		s := m.atlasSeries(atlasKey{e.Method, e.Status, e.ErrorCode})
+		s.calls.Inc()
+		s.latency.Observe(e.Duration.Seconds())
+	}
+	switch e.Auth {
+	case atlas.AuthAccepted:
+		return m.credentials.set(credentialsAccepted), true
+	case atlas.AuthRefused:
+		return m.credentials.set(credentialsRefused), false
+	}
+	return false, m.credentials.state.Load() != credentialsRefused
+}
+
+// AtlasObserver returns the function to give atlas.WithObserver: it records
+// each exchange (ObserveAtlas) and logs one ERROR record when Atlas starts
+// refusing encryptiond's credentials, and one INFO record when it accepts
+// them again. Never the credentials themselves.
+func (m *Metrics) AtlasObserver(logger *slog.Logger) func(atlas.Exchange) {
+	return func(e atlas.Exchange) {
+		changed, accepted := m.ObserveAtlas(e)
+		switch {
+		case changed && !accepted:
+			logger.Error("Atlas refuses encryptiond's credentials: check the MONGODB_ATLAS_* credentials (every call to Atlas will fail until they are right)",
+				slog.String("method", e.Method), slog.Int("status", e.Status), slog.String("error_code", e.ErrorCode))
+		case changed:
+			logger.Info("Atlas accepts encryptiond's credentials")
+		}
+	}
+}
+
+// The states of credentialsGauge.
+const (
+	credentialsUnknown int32 = iota
+	credentialsAccepted
+	credentialsRefused
+)
+
+// credentialsGauge is encryptiond_atlas_credentials_accepted, with no sample
+// until the first verdict.
+type credentialsGauge struct {
+	desc  *prometheus.Desc
+	state atomic.Int32
+}
+
+func newCredentialsGauge() *credentialsGauge {
+	return &credentialsGauge{desc: prometheus.NewDesc("encryptiond_atlas_credentials_accepted",
+		"1 if Atlas accepted encryptiond's credentials on the last signed request (or token request), 0 if it refused them; no sample before the first.", nil, nil)}
+}
+
+// set records state and reports whether it changed from a known other one,
+// or is a first refusal.
+func (g *credentialsGauge) set(state int32) bool {
+	old := g.state.Swap(state)
+	return old != state && (old != credentialsUnknown || state == credentialsRefused)
+}
+
+func (g *credentialsGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+func (g *credentialsGauge) Collect(ch chan<- prometheus.Metric) {
+	v := 0.0
+	switch g.state.Load() {
+	case credentialsUnknown:
+		return
+	case credentialsAccepted:
+		v = 1
+	}
+	ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, v)
 }
 
 // atlasSeries returns the series of k, creating them on first use. There
