@@ -20,9 +20,12 @@ GATEWAY_V1 := github.com/grpc-ecosystem/grpc-gateway@v1.16.0
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# ARGS are more flags for `make run`, e.g. ARGS='-grpc-addr :19090 -http-addr :18080'.
+ARGS ?=
+
 .PHONY: run
-run: ## Start encryptiond on its embedded Atlas emulator (gRPC :9090, REST :8080).
-	$(GO) run ./cmd/encryptiond -dev
+run: ## Start encryptiond on its embedded Atlas emulator (gRPC :9090, REST :8080); more flags in ARGS='…'.
+	$(GO) run ./cmd/encryptiond -dev $(ARGS)
 
 # server/daemon's TestNodeReflectionClient runs a Node gRPC client that knows
 # the service only through server reflection. When npm is on PATH, `make
