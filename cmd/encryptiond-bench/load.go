@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/icholy/digest"
+
+	"github.com/encryptiond/encryptiond/cmd/internal/report"
 )
 
 // loadResult is what one bounded load run measured, whatever tool ran it.
@@ -279,26 +281,10 @@ func goLoad(ctx context.Context, tool string, conc int, dur time.Duration, call 
 	wg.Wait()
 	elapsed, cpu := time.Since(start), selfCPU()-cpu0
 	all := slices.Concat(lats...)
-	slices.Sort(all)
 	return loadResult{
 		tool: tool, calls: int64(len(all)) + errs.Load(), errors: errs.Load(),
-		rps: float64(len(all)) / elapsed.Seconds(), p50: pct(all, 50), p99: pct(all, 99), cpu: cpu,
+		rps: float64(len(all)) / elapsed.Seconds(), p50: report.Percentile(all, 50), p99: report.Percentile(all, 99), cpu: cpu,
 	}
-}
-
-// pct returns the p-th percentile of sorted durations (nearest rank).
-func pct(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(float64(len(sorted))*p/100+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return pct(s, 50)
 }
 
 // digestHeader answers the emulator's challenge for one GET of target

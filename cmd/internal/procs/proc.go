@@ -3,6 +3,7 @@ package procs
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -98,6 +99,29 @@ func (p *Proc) Err() error {
 	default:
 		return nil
 	}
+}
+
+// ErrorRecords counts the JSON log records at level ERROR in the child's
+// output (the daemon logs a recovered panic or a failed listener so): a
+// run with any is suspect whatever its numbers.
+func (p *Proc) ErrorRecords() (int, error) {
+	f, err := os.Open(p.log)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			Level string `json:"level"`
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Level == "ERROR" {
+			n++
+		}
+	}
+	return n, sc.Err()
 }
 
 // Stop sends SIGTERM, waits up to the harness's StopGrace, then kills. It
