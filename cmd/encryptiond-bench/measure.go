@@ -38,22 +38,17 @@ func sampleRSS(ctx context.Context, pid int) <-chan int64 {
 // /metrics (the Go collector's), read before and after a load run.
 var allocMetrics = []string{"go_memstats_mallocs_total", "go_memstats_alloc_bytes_total"}
 
-// allocsPerCall is the heap objects and bytes the daemon allocated per call
-// between two readings of allocMetrics; ok is false when either reading
-// lacks a counter or no call was made.
-func allocsPerCall(before, after map[string]float64, calls int64) (objects, bytes float64, ok bool) {
-	if calls <= 0 {
-		return 0, 0, false
-	}
+// allocDelta is the heap objects and bytes the daemon allocated between two
+// readings of allocMetrics.
+func allocDelta(before, after map[string]float64) (objects, bytes float64, err error) {
 	for _, name := range allocMetrics {
 		_, ok0 := before[name]
 		_, ok1 := after[name]
 		if !ok0 || !ok1 {
-			return 0, 0, false
+			return 0, 0, fmt.Errorf("the daemon's /metrics has no %s", name)
 		}
 	}
-	n := float64(calls)
-	return (after[allocMetrics[0]] - before[allocMetrics[0]]) / n, (after[allocMetrics[1]] - before[allocMetrics[1]]) / n, true
+	return after[allocMetrics[0]] - before[allocMetrics[0]], after[allocMetrics[1]] - before[allocMetrics[1]], nil
 }
 
 // cpuTime returns the user plus system CPU time pid has used, from

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -125,27 +124,5 @@ func TestReport(t *testing.T) {
 	}
 	if strings.Contains(strings.ToLower(got), "issue") {
 		t.Errorf("report() speaks of an issue; say what is measured:\n%s", got)
-	}
-}
-
-func TestAllocsPerCall(t *testing.T) {
-	t.Parallel()
-	before := map[string]float64{"go_memstats_mallocs_total": 1000, "go_memstats_alloc_bytes_total": 10000}
-	after := map[string]float64{"go_memstats_mallocs_total": 3000, "go_memstats_alloc_bytes_total": 50000}
-	tests := []struct {
-		name          string
-		before, after map[string]float64
-		calls         int64
-		want          string
-	}{
-		{"per call", before, after, 10, "200 4000 true"},
-		{"no calls", before, after, 0, "0 0 false"},
-		{"a counter missing", map[string]float64{"go_memstats_mallocs_total": 1}, after, 10, "0 0 false"},
-	}
-	for _, tt := range tests {
-		o, by, ok := allocsPerCall(tt.before, tt.after, tt.calls)
-		if got := fmt.Sprint(o, by, ok); got != tt.want {
-			t.Errorf("%s: allocsPerCall() = %s, want %s", tt.name, got, tt.want)
-		}
 	}
 }

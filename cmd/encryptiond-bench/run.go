@@ -344,6 +344,10 @@ func (b *bench) getDirect(ctx context.Context, groupID string) error {
 	return err
 }
 
+// warmUp makes the first calls of every client, so that no step pays for
+// a cold connection or a digest challenge (the daemon's, the reference
+// proxy's and the direct client's Atlas clients each meet one), and reads
+// the daemon's idle RSS.
 func (b *bench) warmUp(ctx context.Context) error {
 	for i := range int64(20) {
 		if err := b.getGRPC(ctx, group(pfxWarm, i)); err != nil {
@@ -353,6 +357,9 @@ func (b *bench) warmUp(ctx context.Context) error {
 			return err
 		}
 		if err := b.getDirect(ctx, group(pfxWarm, i)); err != nil {
+			return err
+		}
+		if err := b.getReference(ctx, group(pfxWarm, i)); err != nil {
 			return err
 		}
 	}
@@ -589,13 +596,13 @@ func cpuCeiling(r loadResult) float64 {
 
 // concurrent200 runs 200 concurrent gRPC callers at 50 ms per Atlas
 // exchange, cycling through the project pool (no sharing: each call is one
-// exchange, the daemon's worst case), with the driver's Go load generator
-// through the daemon and through the reference proxy (see reference.go),
-// and then with 200 direct Go clients and no proxy at all, the latency
-// this machine gives the emulator's 50 ms. The daemon's p50, p99 and CPU
-// per call are judged against the reference proxy's. ghz against the
-// daemon is shown for information: on a small machine its own CPU, more
-// than the Go generator's, sets its numbers.
+// exchange, the daemon's worst case). First ghz against the daemon, for
+// information: on a small machine its own CPU, more than the Go
+// generator's, sets its numbers. Then, taking turns (see alternate), the
+// driver's Go load generator through the daemon and through the reference
+// proxy (see reference.go), and 200 direct Go clients with no proxy at
+// all, the latency this machine gives the emulator's 50 ms. The daemon's
+// p50, p99 and CPU per call are judged against the reference proxy's.
 func (b *bench) concurrent200(ctx context.Context) error {
 	if err := b.emu.SetLatency(ctx, 50*time.Millisecond); err != nil {
 		return err
@@ -613,78 +620,71 @@ func (b *bench) concurrent200(ctx context.Context) error {
 	b.accumulate(s)
 	b.note("200 callers at 50 ms, projects cycled, none shared, ghz over 10 connections: %v; %d Atlas exchanges; %s", ghz, s.Requests, s.cpuPerCall(s.Gets))
 
-	var r loadResult
-	s, err = b.measure(ctx, func() error {
-		r = goLoad(ctx, "Go gRPC load generator", 200, b.cfg.duration, func(ctx context.Context, i int64) error {
-			return b.getGRPC(ctx, loadGroup(i))
-		})
-		return nil
-	})
-	if err != nil {
+	daemon := &goRun{tool: "Go gRPC load generator", conc: 200, call: func(ctx context.Context, i int64) error { return b.getGRPC(ctx, loadGroup(i)) }}
+	ref := &goRun{tool: "Go gRPC load generator", conc: 200, call: func(ctx context.Context, i int64) error { return b.getReference(ctx, loadGroup(i)) }}
+	direct := &goRun{tool: "direct Go client", conc: 200, call: func(ctx context.Context, i int64) error { return b.getDirect(ctx, loadGroup(i)) }}
+	if err := b.alternate(ctx, daemon, ref, direct); err != nil {
 		return err
 	}
-	b.accumulate(s)
-	b.note("200 callers at 50 ms, projects cycled, none shared, Go load generator over 1 connection: %v; %d Atlas exchanges; %s", r, s.Requests, s.cpuPerCall(s.Gets))
-
-	var ref loadResult
-	var refCPU time.Duration
-	rs, err := b.measure(ctx, func() error {
-		c0, err := cpuTime(b.refPID)
-		if err != nil {
-			return err
-		}
-		ref = goLoad(ctx, "Go gRPC load generator", 200, b.cfg.duration, func(ctx context.Context, i int64) error {
-			return b.getReference(ctx, loadGroup(i))
-		})
-		c1, err := cpuTime(b.refPID)
-		refCPU = c1 - c0
-		return err
-	})
-	if err != nil {
-		return err
-	}
+	b.accumulate(daemon.ph)
+	b.note("200 callers at 50 ms, projects cycled, none shared, in turns with the two below; Go load generator over 1 connection: %v; %d Atlas exchanges; %s",
+		daemon.r, daemon.ph.Requests, daemon.ph.cpuPerCall(daemon.r.calls))
 	b.note("the same through the reference proxy: %v; %d Atlas exchanges; CPU per call: reference proxy %s, emulator %s",
-		ref, rs.Requests, perCall(refCPU, ref.calls), perCall(rs.emuCPU, ref.calls))
-
-	var direct loadResult
-	ds, err := b.measure(ctx, func() error {
-		direct = goLoad(ctx, "direct Go client", 200, b.cfg.duration, func(ctx context.Context, i int64) error {
-			return b.getDirect(ctx, loadGroup(i))
-		})
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	b.note("the same with 200 direct Go clients and no proxy: %v; %d Atlas exchanges; CPU per call: emulator %s", direct, ds.Requests, perCall(ds.emuCPU, direct.calls))
+		ref.r, ref.ph.Requests, perCall(ref.ph.refCPU, ref.r.calls), perCall(ref.ph.emuCPU, ref.r.calls))
+	b.note("the same with 200 direct Go clients and no proxy: %v; %d Atlas exchanges; CPU per call: emulator %s",
+		direct.r, direct.ph.Requests, perCall(direct.ph.emuCPU, direct.r.calls))
 
 	latency := func(pct string, p func(loadResult) time.Duration, limit float64) {
 		b.addRatio(stepCallers, "gRPC Get "+pct+", 200 concurrent callers, 50 ms Atlas latency (Go client)", "the reference proxy's",
-			ratio{num: float64(p(r)), den: float64(p(ref)), limit: limit},
-			fmt.Sprintf("daemon %s, reference proxy %s; direct, no proxy: %s", ms(p(r)), ms(p(ref)), ms(p(direct))), r, ref, direct)
+			ratio{num: float64(p(daemon.r)), den: float64(p(ref.r)), limit: limit},
+			fmt.Sprintf("daemon %s, reference proxy %s; direct, no proxy: %s", ms(p(daemon.r)), ms(p(ref.r)), ms(p(direct.r))),
+			daemon.r, ref.r, direct.r)
 	}
 	latency("p50", func(r loadResult) time.Duration { return r.p50 }, 1.05)
 	latency("p99", func(r loadResult) time.Duration { return r.p99 }, 1.15)
-	daemonCPU, proxyCPU := s.daemonCPU.Seconds()/float64(max(r.calls, 1)), refCPU.Seconds()/float64(max(ref.calls, 1))
+	cpuPerCall := func(cpu time.Duration, calls int64) float64 { return cpu.Seconds() / float64(max(calls, 1)) }
 	b.addRatio(stepCallers, "daemon CPU per call, 200 concurrent callers, 50 ms Atlas latency (Go client)", "the reference proxy's",
-		ratio{num: daemonCPU, den: proxyCPU, limit: 1.15},
-		fmt.Sprintf("daemon %s, reference proxy %s per call", perCall(s.daemonCPU, r.calls), perCall(refCPU, ref.calls)), r, ref)
+		ratio{num: cpuPerCall(daemon.ph.daemonCPU, daemon.r.calls), den: cpuPerCall(ref.ph.refCPU, ref.r.calls), limit: 1.15},
+		fmt.Sprintf("daemon %s, reference proxy %s per call", perCall(daemon.ph.daemonCPU, daemon.r.calls), perCall(ref.ph.refCPU, ref.r.calls)),
+		daemon.r, ref.r)
 	b.addInfo(stepCallers, "gRPC Get p50 and p99, 200 concurrent callers, 50 ms Atlas latency (ghz)",
 		fmt.Sprintf("p50 %s, p99 %s (%d errors)", ms(ghz.p50), ms(ghz.p99), ghz.errors))
 	return nil
 }
 
 // throughput measures rates at zero latency, every call to its own
-// project, 50 concurrent callers: the emulator's raw rate (the warm direct
-// Go client, and wrk replaying a signed request), then the daemon's, over
-// gRPC (the Go generator, and ghz) and REST (the Go generator, and wrk).
-// The targets compare Go clients with Go clients, which cost about the
-// same CPU on the client side; the load tools are compared with each other
-// for information, as ghz costs several times wrk's CPU per call.
+// project, 50 concurrent callers. The targets compare Go clients, which
+// cost about the same CPU on the client side, taking turns (see
+// alternate): the warm direct Go client's raw rate at the emulator, and
+// the Go generators' through the daemon over gRPC and REST. The load tools
+// are compared with each other for information, as ghz costs several
+// times wrk's CPU per call: wrk replaying a signed request at the
+// emulator, ghz over gRPC, wrk over REST.
 func (b *bench) throughput(ctx context.Context) error {
 	const conc = 50
 	dur := b.cfg.duration
-	run := func(name string, f func() (loadResult, error)) (loadResult, error) {
+	raw := &goRun{tool: "direct Go client", conc: conc, call: func(ctx context.Context, i int64) error { return b.getDirect(ctx, loadGroup(i)) }}
+	overGRPC := &goRun{tool: "Go gRPC load generator", conc: conc, allocs: true, call: func(ctx context.Context, i int64) error { return b.getGRPC(ctx, loadGroup(i)) }}
+	overREST := &goRun{tool: "Go HTTP load generator", conc: conc, call: func(ctx context.Context, i int64) error { return b.getREST(ctx, loadGroup(i)) }}
+	if err := b.alternate(ctx, raw, overGRPC, overREST); err != nil {
+		return err
+	}
+	for _, n := range []struct {
+		name string
+		g    *goRun
+	}{
+		{"emulator raw rate, warm direct Go atlas client, in turns with the two below", raw},
+		{"gRPC through encryptiond, Go load generator", overGRPC},
+		{"REST through encryptiond, Go load generator", overREST},
+	} {
+		b.note("%s: %v; %d Atlas exchanges; %s", n.name, n.g.r, n.g.ph.Requests, n.g.ph.cpuPerCall(n.g.r.calls))
+	}
+	if n := float64(overGRPC.r.calls); n > 0 {
+		b.note("daemon heap allocations per gRPC Get under load (Go runtime counters from /metrics; everything included: gRPC, interceptors, logging, metrics, Atlas client): %.0f objects, %.1f KiB",
+			overGRPC.objects/n, overGRPC.bytes/n/1024)
+	}
+
+	tool := func(name string, f func() (loadResult, error)) (loadResult, error) {
 		var r loadResult
 		s, err := b.measure(ctx, func() error {
 			var err error
@@ -698,65 +698,29 @@ func (b *bench) throughput(ctx context.Context) error {
 		r.emuCPU = s.emuCPU
 		return r, nil
 	}
-
-	var rawWRK, restWRK loadResult
+	var rawWRK, grpcGHZ, restWRK loadResult
+	var err error
 	if b.wrk {
 		target := b.emu.URL + "/api/atlas/v2/groups/" + group(pfxRawWRK, 0) + "/encryptionAtRest"
 		auth, err := digestHeader(ctx, target, "application/vnd.atlas.2023-01-01+json", b.emu.PublicKey, b.emu.PrivateKey)
 		if err != nil {
 			return err
 		}
-		rawWRK, err = run("emulator raw rate, wrk replaying a signed GET", func() (loadResult, error) {
+		rawWRK, err = tool("emulator raw rate, wrk replaying a signed GET", func() (loadResult, error) {
 			return runWRK(ctx, b.dir, target, []string{auth, "Accept: application/vnd.atlas.2023-01-01+json"}, conc, dur, false)
 		})
 		if err != nil {
 			return err
 		}
 	}
-	rawGo, err := run("emulator raw rate, warm direct Go atlas client", func() (loadResult, error) {
-		return goLoad(ctx, "direct Go client", conc, dur, func(ctx context.Context, i int64) error {
-			return b.getDirect(ctx, loadGroup(i))
-		}), nil
-	})
-	if err != nil {
-		return err
-	}
-
-	m0, err := b.d.Metrics(ctx, allocMetrics...)
-	if err != nil {
-		return err
-	}
-	grpcGo, err := run("gRPC through encryptiond, Go load generator", func() (loadResult, error) {
-		return goLoad(ctx, "Go gRPC load generator", conc, dur, func(ctx context.Context, i int64) error {
-			return b.getGRPC(ctx, loadGroup(i))
-		}), nil
-	})
-	if err != nil {
-		return err
-	}
-	m1, err := b.d.Metrics(ctx, allocMetrics...)
-	if err != nil {
-		return err
-	}
-	if objects, bytes, ok := allocsPerCall(m0, m1, grpcGo.calls); ok {
-		b.note("daemon heap allocations per gRPC Get under load (Go runtime counters from /metrics; everything included: gRPC, interceptors, logging, metrics, Atlas client): %.0f objects, %.1f KiB", objects, bytes/1024)
-	}
-	grpcGHZ, err := run("gRPC through encryptiond, ghz over 5 connections", func() (loadResult, error) {
+	grpcGHZ, err = tool("gRPC through encryptiond, ghz over 5 connections", func() (loadResult, error) {
 		return runGHZ(ctx, filepath.Join(b.cfg.bin, "ghz"), b.d.GRPCAddr, b.ghzPool, conc, 5, 0, dur)
 	})
 	if err != nil {
 		return err
 	}
-	restGo, err := run("REST through encryptiond, Go load generator", func() (loadResult, error) {
-		return goLoad(ctx, "Go HTTP load generator", conc, dur, func(ctx context.Context, i int64) error {
-			return b.getREST(ctx, loadGroup(i))
-		}), nil
-	})
-	if err != nil {
-		return err
-	}
 	if b.wrk {
-		restWRK, err = run("REST through encryptiond, wrk", func() (loadResult, error) {
+		restWRK, err = tool("REST through encryptiond, wrk", func() (loadResult, error) {
 			return runWRK(ctx, b.dir, "http://"+b.d.HTTPAddr, nil, conc, dur, true)
 		})
 		if err != nil {
@@ -772,9 +736,9 @@ func (b *bench) throughput(ctx context.Context) error {
 		return v
 	}
 	b.addRatio(stepThroughput, "gRPC rate / the direct Go client's raw rate at the emulator (Go clients)", "",
-		ratio{num: grpcGo.rps, den: rawGo.rps, limit: 0.6, atLeast: true, percent: true}, rates(grpcGo, rawGo, true), grpcGo, rawGo)
+		ratio{num: overGRPC.r.rps, den: raw.r.rps, limit: 0.6, atLeast: true, percent: true}, rates(overGRPC.r, raw.r, true), overGRPC.r, raw.r)
 	b.addRatio(stepThroughput, "REST rate / gRPC rate (Go clients)", "",
-		ratio{num: restGo.rps, den: grpcGo.rps, limit: 0.6, atLeast: true, percent: true}, rates(restGo, grpcGo, false), restGo, grpcGo)
+		ratio{num: overREST.r.rps, den: overGRPC.r.rps, limit: 0.6, atLeast: true, percent: true}, rates(overREST.r, overGRPC.r, false), overREST.r, overGRPC.r)
 	toolRatio := func(what string, num, den loadResult, ceiling bool) {
 		if !b.wrk {
 			b.addInfo(stepThroughput, what, "not measured: wrk is not installed")
@@ -818,10 +782,22 @@ func (b *bench) memory1000(ctx context.Context) error {
 }
 
 // phase is what a step cost, measured around it: the emulator's counters
-// and the CPU time the daemon and the emulator used.
+// and the CPU time the daemon, the reference proxy and the emulator used.
 type phase struct {
 	atlastest.EmulatorStats
-	daemonCPU, emuCPU time.Duration
+	daemonCPU, refCPU, emuCPU time.Duration
+}
+
+// add returns the costs of p and o together (the counters the steps read).
+func (p phase) add(o phase) phase {
+	p.Requests += o.Requests
+	p.Gets += o.Gets
+	p.Patches += o.Patches
+	p.Challenges += o.Challenges
+	p.daemonCPU += o.daemonCPU
+	p.refCPU += o.refCPU
+	p.emuCPU += o.emuCPU
+	return p
 }
 
 // cpuPerCall describes the CPU the daemon and the emulator spent per call.
@@ -829,35 +805,96 @@ func (p phase) cpuPerCall(calls int64) string {
 	if calls == 0 {
 		return ""
 	}
-	return fmt.Sprintf("CPU per call: daemon %.0f µs, emulator %.0f µs",
-		float64(p.daemonCPU.Microseconds())/float64(calls), float64(p.emuCPU.Microseconds())/float64(calls))
+	return fmt.Sprintf("CPU per call: daemon %s, emulator %s", perCall(p.daemonCPU, calls), perCall(p.emuCPU, calls))
 }
 
 // measure runs f between a reset and a read of the emulator's counters,
-// and takes the CPU time of both processes around it.
+// and takes the CPU time of the daemon, the reference proxy and the
+// emulator around it.
 func (b *bench) measure(ctx context.Context, f func() error) (phase, error) {
-	var p phase
-	d0, err1 := cpuTime(b.d.Proc.PID())
-	e0, err2 := cpuTime(b.emu.Proc.PID())
-	if err := errors.Join(err1, err2); err != nil {
-		return p, err
+	cpu := func() (d, r, e time.Duration, err error) {
+		var errs [3]error
+		d, errs[0] = cpuTime(b.d.Proc.PID())
+		r, errs[1] = cpuTime(b.refPID)
+		e, errs[2] = cpuTime(b.emu.Proc.PID())
+		return d, r, e, errors.Join(errs[:]...)
+	}
+	d0, r0, e0, err := cpu()
+	if err != nil {
+		return phase{}, err
 	}
 	if err := b.emu.ResetStats(ctx); err != nil {
-		return p, err
+		return phase{}, err
 	}
 	if err := f(); err != nil {
-		return p, err
+		return phase{}, err
 	}
 	s, err := b.emu.Stats(ctx)
 	if err != nil {
-		return p, err
+		return phase{}, err
 	}
-	d1, err1 := cpuTime(b.d.Proc.PID())
-	e1, err2 := cpuTime(b.emu.Proc.PID())
-	if err := errors.Join(err1, err2); err != nil {
-		return p, err
+	d1, r1, e1, err := cpu()
+	if err != nil {
+		return phase{}, err
 	}
-	return phase{EmulatorStats: s, daemonCPU: d1 - d0, emuCPU: e1 - e0}, nil
+	return phase{EmulatorStats: s, daemonCPU: d1 - d0, refCPU: r1 - r0, emuCPU: e1 - e0}, nil
+}
+
+// goRun is a Go generator run that a ratio target compares with others:
+// tool is its name in the notes, conc its concurrent callers, call one
+// call. alternate fills in the rest.
+type goRun struct {
+	tool string
+	conc int
+	call func(ctx context.Context, i int64) error
+	// allocs makes alternate read the daemon's heap allocation counters
+	// around the run's turns, into objects and bytes.
+	allocs bool
+
+	r              loadResult
+	ph             phase
+	objects, bytes float64
+}
+
+// alternate runs the runs that a step compares in turns of half
+// -duration, in order and then in reverse (A B C C B A), so that a change
+// in a shared host's load during the step meets them all alike instead of
+// one of them alone (a steady drift cancels). Each run's results add up
+// over its two turns.
+func (b *bench) alternate(ctx context.Context, runs ...*goRun) error {
+	back := slices.Clone(runs)
+	slices.Reverse(back)
+	for _, g := range slices.Concat(runs, back) {
+		var before map[string]float64
+		if g.allocs {
+			var err error
+			if before, err = b.d.Metrics(ctx, allocMetrics...); err != nil {
+				return err
+			}
+		}
+		var r loadResult
+		ph, err := b.measure(ctx, func() error {
+			r = goLoad(ctx, g.tool, g.conc, b.cfg.duration/2, g.call)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", g.tool, err)
+		}
+		r.emuCPU = ph.emuCPU
+		g.r, g.ph = g.r.add(r), g.ph.add(ph)
+		if g.allocs {
+			after, err := b.d.Metrics(ctx, allocMetrics...)
+			if err != nil {
+				return err
+			}
+			objects, bytes, err := allocDelta(before, after)
+			if err != nil {
+				return err
+			}
+			g.objects, g.bytes = g.objects+objects, g.bytes+bytes
+		}
+	}
+	return nil
 }
 
 // accumulate adds a load run's counters to the steady-state totals.
