@@ -82,7 +82,16 @@ func (q ratio) String() string {
 	if q.den <= 0 {
 		return "no ratio (the calibration measured 0)"
 	}
-	return q.format(q.num / q.den)
+	r := q.num / q.den
+	if s := q.format(r); s != q.format(q.limit) || r == q.limit {
+		return s
+	}
+	// Rounded to the limit's digits, a ratio just over or under it would
+	// read as the limit itself beside a verdict that says otherwise.
+	if q.percent {
+		return fmt.Sprintf("%.1f%%", 100*r)
+	}
+	return fmt.Sprintf("%.3f×", r)
 }
 
 // limitText is the limit as the table's limit column shows it: 1.25×,

@@ -22,6 +22,8 @@ func TestRatio(t *testing.T) {
 		{"a negative cost passes", ratio{num: -0.01, den: 0.2, limit: 2}, pass, "-0.05×", "≤ 2×"},
 		{"rate over its floor", ratio{num: 4358, den: 7058, limit: 0.6, atLeast: true, percent: true}, pass, "62%", "≥ 60%"},
 		{"rate under its floor", ratio{num: 2707, den: 4900, limit: 0.6, atLeast: true, percent: true}, fail, "55%", "≥ 60%"},
+		{"just over its limit: more digits", ratio{num: 1.154, den: 1, limit: 1.15}, fail, "1.154×", "≤ 1.15×"},
+		{"just under its floor: more digits", ratio{num: 0.596, den: 1, limit: 0.6, atLeast: true, percent: true}, fail, "59.6%", "≥ 60%"},
 		{"a calibration of zero", ratio{num: 0.1, den: 0, limit: 1.25}, notMeasured, "no ratio (the calibration measured 0)", "≤ 1.25×"},
 		{"a negative calibration", ratio{num: 0.1, den: -0.02, limit: 1.25}, notMeasured, "no ratio (the calibration measured 0)", "≤ 1.25×"},
 	}
