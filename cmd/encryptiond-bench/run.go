@@ -131,6 +131,7 @@ type bench struct {
 	ghzPool string                               // ghz's requests: see writeGHZPool
 	ref     encryptionv1.EncryptionServiceClient // the reference proxy: see reference.go
 	refPID  int
+	daemons []*procs.Proc // every daemon started, for checkDaemonLog
 	rest    *http.Client
 	direct  *atlas.Client // a warm digest client straight to the emulator
 	log     io.Writer
@@ -189,7 +190,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer b.emu.Proc.Stop()
-	b.d, err = b.harness.StartDaemon(ctx, b.emu, b.dargs...)
+	b.d, err = b.startDaemon(ctx, b.harness)
 	if err != nil {
 		return err
 	}
@@ -291,12 +292,22 @@ const loadPool = 4096
 
 func loadGroup(i int64) string { return group(pfxLoad, i%loadPool) }
 
+// startDaemon starts a daemon with h and the driver's flags.
+func (b *bench) startDaemon(ctx context.Context, h procs.Harness) (*procs.Daemon, error) {
+	d, err := h.StartDaemon(ctx, b.emu, b.dargs...)
+	if err != nil {
+		return nil, err
+	}
+	b.daemons = append(b.daemons, d.Proc)
+	return d, nil
+}
+
 // restartDaemon replaces the daemon with a fresh process, warmed with one
 // call, so that a measurement of memory does not carry earlier runs' heap.
 func (b *bench) restartDaemon(ctx context.Context) error {
 	before, _ := procs.ReadMemory(b.d.Proc.PID())
 	b.d.Stop()
-	d, err := b.harness.StartDaemon(ctx, b.emu, b.dargs...)
+	d, err := b.startDaemon(ctx, b.harness)
 	if err != nil {
 		return err
 	}
@@ -527,7 +538,7 @@ func (b *bench) overhead(ctx context.Context) error {
 	if b.cfg.daemonCPUs != 0 {
 		h := b.harness
 		h.DaemonEnv = b.cfg.daemonEnv
-		d, err := h.StartDaemon(ctx, b.emu, b.dargs...)
+		d, err := b.startDaemon(ctx, h)
 		if err != nil {
 			return err
 		}
@@ -914,15 +925,17 @@ func (b *bench) addChallengeRow() {
 		value: fmt.Sprintf("%.3f (%d in %d)", per, b.steady.Challenges, b.steady.Requests), verdict: judge(per <= 1)})
 }
 
-// checkDaemonLog notes daemon log records at error level: a run with
-// errors is suspect whatever its numbers.
+// checkDaemonLog notes the daemons' log records at error level: a run
+// with errors is suspect whatever its numbers.
 func (b *bench) checkDaemonLog() error {
-	n, err := b.d.Proc.ErrorRecords()
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		b.note("the daemon logged %d records at ERROR level; see %s", n, b.d.Proc.LogPath())
+	for _, p := range b.daemons {
+		n, err := p.ErrorRecords()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			b.note("a daemon logged %d records at ERROR level; see %s", n, p.LogPath())
+		}
 	}
 	return nil
 }

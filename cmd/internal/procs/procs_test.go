@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,29 @@ func TestWaitLogAndStop(t *testing.T) {
 	p.Stop() // a second Stop returns at once
 	if b, err := os.ReadFile(p.LogPath()); err != nil || !strings.HasPrefix(string(b), "hello\n") {
 		t.Errorf("log = %q, %v; want the child's output, env passed on", b, err)
+	}
+}
+
+func TestLogPerChild(t *testing.T) {
+	t.Parallel()
+	h := Harness{Dir: t.TempDir()}
+	var paths []string
+	for _, greeting := range []string{"one", "two"} {
+		p, err := h.start("sh", "/bin/sh", []string{"-c", "echo " + greeting}, nil)
+		if err != nil {
+			t.Fatalf("start(sh) = %v", err)
+		}
+		<-p.done // echo exits by itself
+		paths = append(paths, p.LogPath())
+	}
+	want := []string{h.Dir + "/sh.log", h.Dir + "/sh-2.log"}
+	if !slices.Equal(paths, want) {
+		t.Fatalf("LogPath() of two children named sh = %q, want %q", paths, want)
+	}
+	for i, greeting := range []string{"one\n", "two\n"} {
+		if b, err := os.ReadFile(paths[i]); err != nil || string(b) != greeting {
+			t.Errorf("%s = %q, %v, want %q (its own child's output only)", paths[i], b, err, greeting)
+		}
 	}
 }
 
