@@ -101,12 +101,9 @@ build: ## Build the binaries into bin/ (BIN=dir), static, as the Dockerfile buil
 BENCH_BIN := .build/bench
 
 .PHONY: bench
-bench: ## Measure issue 6's targets (emulator + daemon as processes, ghz, wrk, curl) and update BENCH.md; ~2 min.
+bench: ## Measure round trips, latency, throughput and memory against a reference proxy; results into BENCH.md (~4 min; uses wrk and curl if installed).
 	$(GO) build -o $(BENCH_BIN)/ ./cmd/encryptiond ./cmd/atlas-emulator ./cmd/encryptiond-bench
 	$(GO) -C tools build -o ../$(BENCH_BIN)/ github.com/bojand/ghz/cmd/ghz
-	@command -v wrk >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || \
-	  { echo "installing wrk and curl with apt-get"; (apt-get update -qq && apt-get install -y -qq wrk curl) >/dev/null || \
-	    echo "could not install wrk: REST load falls back to the driver's Go generator"; }
 	$(BENCH_BIN)/encryptiond-bench -bin $(BENCH_BIN) -out BENCH.md
 
 .PHONY: protodeps

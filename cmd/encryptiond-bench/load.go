@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/icholy/digest"
+
+	"github.com/encryptiond/encryptiond/cmd/internal/report"
 )
 
 // loadResult is what one bounded load run measured, whatever tool ran it.
@@ -34,6 +36,25 @@ type loadResult struct {
 	// emuCPU is the CPU time the emulator used during the run, when the
 	// driver measured it.
 	emuCPU time.Duration
+	// lat and elapsed are the successful calls' latencies and the run's
+	// length, kept by the Go generator so that runs in turns add up.
+	lat     []time.Duration
+	elapsed time.Duration
+}
+
+// add returns the results of r and o, two turns of one Go generator run
+// (see alternate), as one run.
+func (r loadResult) add(o loadResult) loadResult {
+	r.tool = o.tool
+	r.calls, r.errors = r.calls+o.calls, r.errors+o.errors
+	r.cpu, r.emuCPU, r.elapsed = r.cpu+o.cpu, r.emuCPU+o.emuCPU, r.elapsed+o.elapsed
+	r.lat = slices.Concat(r.lat, o.lat)
+	r.p50, r.p99 = report.Percentile(r.lat, 50), report.Percentile(r.lat, 99)
+	r.rps = 0
+	if r.elapsed > 0 {
+		r.rps = float64(len(r.lat)) / r.elapsed.Seconds()
+	}
+	return r
 }
 
 func (r loadResult) String() string {
@@ -277,28 +298,11 @@ func goLoad(ctx context.Context, tool string, conc int, dur time.Duration, call 
 		})
 	}
 	wg.Wait()
-	elapsed, cpu := time.Since(start), selfCPU()-cpu0
 	all := slices.Concat(lats...)
-	slices.Sort(all)
-	return loadResult{
+	return loadResult{}.add(loadResult{
 		tool: tool, calls: int64(len(all)) + errs.Load(), errors: errs.Load(),
-		rps: float64(len(all)) / elapsed.Seconds(), p50: pct(all, 50), p99: pct(all, 99), cpu: cpu,
-	}
-}
-
-// pct returns the p-th percentile of sorted durations (nearest rank).
-func pct(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(float64(len(sorted))*p/100+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return pct(s, 50)
+		cpu: selfCPU() - cpu0, lat: all, elapsed: time.Since(start),
+	})
 }
 
 // digestHeader answers the emulator's challenge for one GET of target

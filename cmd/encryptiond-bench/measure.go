@@ -1,39 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/encryptiond/encryptiond/cmd/internal/procs"
 )
-
-// daemonArgs are the flags the driver adds to the daemon's, for the
-// features this build of bin has.
-func daemonArgs(ctx context.Context, bin string) []string {
-	var args []string
-	// A per-caller rate limit would throttle the load generators, which
-	// are one caller: switch it off if this build has one.
-	help, _ := exec.CommandContext(ctx, bin, "-help").CombinedOutput()
-	if strings.Contains(string(help), "-rate-limit") {
-		args = append(args, "-rate-limit", "0")
-	}
-	// Atlas speaks HTTP/2 (over HTTPS), so concurrent calls share a few
-	// connections; the emulator serves HTTP/2 without TLS, and -atlas-h2c
-	// makes the daemon use it, so that the load runs have Atlas's shape
-	// rather than one HTTP/1.1 connection per call in flight.
-	if strings.Contains(string(help), "-atlas-h2c") {
-		args = append(args, "-atlas-h2c")
-	}
-	return args
-}
 
 // sampleRSS records the largest VmRSS of pid seen every 50 ms until ctx ends.
 func sampleRSS(ctx context.Context, pid int) <-chan int64 {
@@ -57,42 +34,21 @@ func sampleRSS(ctx context.Context, pid int) <-chan int64 {
 	return out
 }
 
-// mallocs reads the daemon's cumulative heap allocation counters from
-// /metrics (the Go collector's go_memstats_*).
-func mallocs(ctx context.Context, d *procs.Daemon) (objects, bytes float64, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.HTTPAddr+"/metrics", nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, 0, err
-	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	found := 0
-	for sc.Scan() {
-		name, v, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		switch name {
-		case "go_memstats_mallocs_total":
-			objects, err = strconv.ParseFloat(v, 64)
-			found++
-		case "go_memstats_alloc_bytes_total":
-			bytes, err = strconv.ParseFloat(v, 64)
-			found++
-		}
-		if err != nil {
-			return 0, 0, err
+// allocMetrics are the daemon's cumulative heap allocation counters in
+// /metrics (the Go collector's), read before and after a load run.
+var allocMetrics = []string{"go_memstats_mallocs_total", "go_memstats_alloc_bytes_total"}
+
+// allocDelta is the heap objects and bytes the daemon allocated between two
+// readings of allocMetrics.
+func allocDelta(before, after map[string]float64) (objects, bytes float64, err error) {
+	for _, name := range allocMetrics {
+		_, ok0 := before[name]
+		_, ok1 := after[name]
+		if !ok0 || !ok1 {
+			return 0, 0, fmt.Errorf("the daemon's /metrics has no %s", name)
 		}
 	}
-	if found != 2 {
-		return 0, 0, errors.New("/metrics has no go_memstats_mallocs_total or go_memstats_alloc_bytes_total")
-	}
-	return objects, bytes, sc.Err()
+	return after[allocMetrics[0]] - before[allocMetrics[0]], after[allocMetrics[1]] - before[allocMetrics[1]], nil
 }
 
 // cpuTime returns the user plus system CPU time pid has used, from

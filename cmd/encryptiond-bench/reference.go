@@ -22,9 +22,9 @@ import (
 // same atlas.Client call as the direct client and copies three booleans
 // into the answer. What it adds over the direct client is what one more
 // process and one gRPC hop cost on this machine, with nothing of
-// encryptiond in it; the report puts its numbers beside the daemon's for
-// the latency targets, so that a miss can be read as "the machine" or "the
-// daemon". It is not a target and has no verdict.
+// encryptiond in it; the latency and CPU targets are stated as ratios to
+// its numbers, measured in the same run, so that they judge what the
+// daemon adds and not the machine. It has no verdict of its own.
 //
 // The driver runs it as a child: its own binary with -reference-proxy.
 

@@ -1,29 +1,147 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
-	"os"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// result is one row of the table: a measured target of issue 6.
-type result struct {
-	target string // the issue's target number
-	what   string
-	limit  string
-	value  string
-	pass   bool
+// verdict is how the table judges a row.
+type verdict int
+
+const (
+	// info rows are shown for the record: no limit, not counted.
+	info verdict = iota
+	pass
+	fail
+	// notMeasured is a target this run could not measure (a tool that is
+	// not installed, a calibration that measured nothing): shown, not
+	// counted.
+	notMeasured
+)
+
+func (v verdict) String() string {
+	switch v {
+	case pass:
+		return "PASS"
+	case fail:
+		return "**FAIL**"
+	case notMeasured:
+		return "not measured"
+	default:
+		return "info"
+	}
 }
 
-func (b *bench) add(r result) {
-	b.results = append(b.results, r)
-	verdict := "PASS"
-	if !r.pass {
-		verdict = "FAIL"
+func judge(ok bool) verdict {
+	if ok {
+		return pass
 	}
-	fmt.Fprintf(b.log, "  [%s] %s: %s (target %s)\n", verdict, r.what, r.value, r.limit)
+	return fail
+}
+
+// failOnErrors turns a pass into a fail when any of the load runs behind
+// the row had errors: their numbers do not measure the calls they mean to.
+func failOnErrors(v verdict, runs ...loadResult) verdict {
+	for _, r := range runs {
+		if r.errors > 0 && v == pass {
+			return fail
+		}
+	}
+	return v
+}
+
+// ratio is a target stated against a calibration measured in the same run:
+// num / den at most limit, or at least limit when atLeast.
+type ratio struct {
+	num, den float64
+	limit    float64
+	atLeast  bool // a rate that must reach the limit, not a cost that must stay under it
+	percent  bool // shown as 62% rather than 0.62×
+}
+
+// verdict judges the ratio. A calibration that is not positive (a
+// reference proxy that added nothing measurable, a rate of zero) leaves
+// nothing to compare with: not measured.
+func (q ratio) verdict() verdict {
+	if q.den <= 0 {
+		return notMeasured
+	}
+	r := q.num / q.den
+	if q.atLeast {
+		return judge(r >= q.limit)
+	}
+	return judge(r <= q.limit)
+}
+
+func (q ratio) String() string {
+	if q.den <= 0 {
+		return "no ratio (the calibration measured 0)"
+	}
+	r := q.num / q.den
+	if s := q.format(r); s != q.format(q.limit) || r == q.limit {
+		return s
+	}
+	// Rounded to the limit's digits, a ratio just over or under it would
+	// read as the limit itself beside a verdict that says otherwise.
+	if q.percent {
+		return fmt.Sprintf("%.1f%%", 100*r)
+	}
+	return fmt.Sprintf("%.3f×", r)
+}
+
+// limitText is the limit as the table's limit column shows it: 1.25×,
+// 2×, 60%.
+func (q ratio) limitText() string {
+	l := strconv.FormatFloat(q.limit, 'f', -1, 64) + "×"
+	if q.percent {
+		l = strconv.FormatFloat(100*q.limit, 'f', -1, 64) + "%"
+	}
+	if q.atLeast {
+		return "≥ " + l
+	}
+	return "≤ " + l
+}
+
+func (q ratio) format(r float64) string {
+	if q.percent {
+		return fmt.Sprintf("%.0f%%", 100*r)
+	}
+	return fmt.Sprintf("%.2f×", r)
+}
+
+// row is one line of the table.
+type row struct {
+	step    string // the step that measured it, as -steps names it
+	what    string
+	limit   string // "—" for an informational row
+	value   string
+	verdict verdict
+}
+
+func (b *bench) add(r row) {
+	b.rows = append(b.rows, r)
+	fmt.Fprintf(b.log, "  [%s] %s: %s (limit %s)\n", strings.Trim(r.verdict.String(), "*"), r.what, r.value, r.limit)
+}
+
+// addRatio adds a target stated as a ratio: limit is q's limit followed by
+// against (what the ratio is taken against), and detail the numbers behind
+// it. A load run with errors fails it.
+func (b *bench) addRatio(step, what, against string, q ratio, detail string, runs ...loadResult) {
+	limit := q.limitText()
+	if against != "" {
+		limit += " " + against
+	}
+	b.add(row{step: step, what: what, limit: limit, value: q.String() + " (" + detail + ")", verdict: failOnErrors(q.verdict(), runs...)})
+}
+
+// addInfo adds an informational row.
+func (b *bench) addInfo(step, what, value string) {
+	b.add(row{step: step, what: what, limit: "—", value: value, verdict: info})
 }
 
 // note records a raw measurement behind the table.
@@ -33,13 +151,40 @@ func (b *bench) note(format string, args ...any) {
 	fmt.Fprintln(b.log, "  "+s)
 }
 
+// tally counts the targets met and judged (passed or failed), and the
+// targets not measured; informational rows are none of these.
+func tally(rows []row) (met, judged, unmeasured int) {
+	for _, r := range rows {
+		switch r.verdict {
+		case pass:
+			met++
+			judged++
+		case fail:
+			judged++
+		case notMeasured:
+			unmeasured++
+		}
+	}
+	return met, judged, unmeasured
+}
+
+// summary is the line under the table: "N of M targets met."
+func summary(rows []row) string {
+	met, judged, unmeasured := tally(rows)
+	s := fmt.Sprintf("%d of %d targets met", met, judged)
+	if unmeasured > 0 {
+		s += fmt.Sprintf("; %d not measured", unmeasured)
+	}
+	return s + "."
+}
+
 // report renders the run as Markdown.
 func (b *bench) report(now time.Time) string {
 	var w strings.Builder
 	fmt.Fprintf(&w, "Generated by `make bench` (cmd/encryptiond-bench) on %s: %d cores (runtime.NumCPU), %s/%s, %s.\n",
 		now.UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Fprintf(&w, "Emulator, daemon and load generators share the machine; every load run lasts %v.\n", b.cfg.duration)
-	fmt.Fprintf(&w, "The daemon (-atlas-h2c) and the direct Go client speak HTTP/2 without TLS to the emulator, as Atlas speaks HTTP/2 over HTTPS; wrk and curl speak HTTP/1.1.\n")
+	fmt.Fprintf(&w, "The daemon (-atlas-h2c), the reference proxy and the direct Go client speak HTTP/2 without TLS to the emulator, as Atlas speaks HTTP/2 over HTTPS; wrk and curl speak HTTP/1.1.\n")
 	if b.cfg.daemonCPUs > 0 {
 		fmt.Fprintf(&w, "The daemon and the reference proxy run with GOMAXPROCS=%d, as in a container limited to %d CPU (README, Sizing); the emulator and the load tools use every core.\n", b.cfg.daemonCPUs, b.cfg.daemonCPUs)
 	} else {
@@ -48,47 +193,19 @@ func (b *bench) report(now time.Time) string {
 	if len(b.cfg.daemonArgs)+len(b.cfg.daemonEnv) > 0 {
 		fmt.Fprintf(&w, "The daemon ran with extra flags %q and environment %q.\n", b.cfg.daemonArgs, b.cfg.daemonEnv)
 	}
-	w.WriteString("\n")
-	w.WriteString("| # | target | limit | measured | verdict |\n|---|---|---|---|---|\n")
-	failed := 0
-	for _, r := range b.results {
-		verdict := "PASS"
-		if !r.pass {
-			verdict = "**FAIL**"
-			failed++
-		}
-		fmt.Fprintf(&w, "| %s | %s | %s | %s | %s |\n", r.target, r.what, r.limit, r.value, verdict)
+	w.WriteString("\n| step | target | limit | measured | verdict |\n|---|---|---|---|---|\n")
+	// In the order of the steps: the idle RSS (measured at the start) and
+	// the digest challenges (counted over every load run) join their own.
+	rows := slices.Clone(b.rows)
+	slices.SortStableFunc(rows, func(x, y row) int {
+		return cmp.Compare(slices.Index(stepNames, x.step), slices.Index(stepNames, y.step))
+	})
+	for _, r := range rows {
+		fmt.Fprintf(&w, "| %s | %s | %s | %s | %s |\n", r.step, r.what, r.limit, r.value, r.verdict)
 	}
-	fmt.Fprintf(&w, "\n%d of %d targets met.\n\nRaw measurements:\n\n", len(b.results)-failed, len(b.results))
+	fmt.Fprintf(&w, "\n%s Rows marked info are shown for the record and not counted.\n\nRaw measurements:\n\n", summary(b.rows))
 	for _, n := range b.notes {
 		fmt.Fprintf(&w, "- %s\n", n)
 	}
 	return w.String()
-}
-
-const (
-	beginMarker = "<!-- bench:begin -->"
-	endMarker   = "<!-- bench:end -->"
-)
-
-// writeSection replaces the generated section of path (between the
-// markers), keeping everything around it; a missing file, or one without
-// markers, gets a title and the section appended.
-func writeSection(path, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	doc := string(old)
-	block := beginMarker + "\n" + section + endMarker
-	i, j := strings.Index(doc, beginMarker), strings.Index(doc, endMarker)
-	switch {
-	case i >= 0 && j > i:
-		doc = doc[:i] + block + doc[j+len(endMarker):]
-	case doc == "":
-		doc = "# encryptiond benchmarks\n\n" + block + "\n"
-	default:
-		doc = strings.TrimRight(doc, "\n") + "\n\n" + block + "\n"
-	}
-	return os.WriteFile(path, []byte(doc), 0o644)
 }

@@ -13,12 +13,12 @@ import (
 
 func TestParseFlags(t *testing.T) {
 	t.Parallel()
-	c, err := parseFlags([]string{"-targets", "4, 6", "-daemon-cpus", "0", "-daemon-args", "-log-level debug", "-daemon-env", "GOGC=200 GODEBUG=x=1"}, io.Discard)
+	c, err := parseFlags([]string{"-steps", "overhead, memory", "-daemon-cpus", "0", "-daemon-args", "-log-level debug", "-daemon-env", "GOGC=200 GODEBUG=x=1"}, io.Discard)
 	if err != nil {
 		t.Fatalf("parseFlags() = %v", err)
 	}
-	if len(c.targets) != 2 || !c.targets["4"] || !c.targets["6"] {
-		t.Errorf("targets = %v, want 4 and 6", c.targets)
+	if len(c.steps) != 2 || !c.runs(stepOverhead) || !c.runs(stepMemory) || c.runs(stepThroughput) {
+		t.Errorf("steps = %v, want overhead and memory", c.steps)
 	}
 	if c.daemonCPUs != 0 || c.cpuEnv() != nil {
 		t.Errorf("daemonCPUs = %d, cpuEnv() = %v; want 0 and none", c.daemonCPUs, c.cpuEnv())
@@ -31,11 +31,11 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parseFlags(nil) = %v", err)
 	}
-	if c.targets != nil || !slices.Equal(c.cpuEnv(), []string{"GOMAXPROCS=1"}) {
-		t.Errorf("defaults: targets = %v, cpuEnv() = %v; want all targets, GOMAXPROCS=1", c.targets, c.cpuEnv())
+	if c.steps != nil || !c.runs(stepCallers) || !slices.Equal(c.cpuEnv(), []string{"GOMAXPROCS=1"}) {
+		t.Errorf("defaults: steps = %v, cpuEnv() = %v; want every step, GOMAXPROCS=1", c.steps, c.cpuEnv())
 	}
 
-	for _, bad := range [][]string{{"-targets", "7"}, {"-targets", "4,x"}, {"-daemon-cpus", "-1"}, {"-duration", "10ms"}, {"extra"}} {
+	for _, bad := range [][]string{{"-steps", "4"}, {"-steps", "overhead,x"}, {"-daemon-cpus", "-1"}, {"-duration", "10ms"}, {"extra"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) = nil error", bad)
 		}

@@ -78,12 +78,12 @@ type load struct {
 func newLoad(cfg config, api encryptionv1.EncryptionServiceClient, hc *http.Client, restBase string) *load {
 	l := &load{cfg: cfg, api: api, hc: hc, restBase: restBase, free: make(chan *project, cfg.groups)}
 	for i := range cfg.groups {
-		p := &project{id: randomHex(12), gcpRole: i%2 == 0}
+		p := &project{id: procs.RandomHex(12), gcpRole: i%2 == 0}
 		l.projects = append(l.projects, p)
 		l.free <- p
 	}
 	for i := range l.secret {
-		l.secret[i] = "soak-" + providerNames[i] + "-secret-" + randomHex(8)
+		l.secret[i] = "soak-" + providerNames[i] + "-secret-" + procs.RandomHex(8)
 	}
 	return l
 }
@@ -234,7 +234,7 @@ func (l *load) enable(next *project, prov int) *encryptionv1.ProviderConfig {
 			Region:              proto.String(next.awsRegion),
 		}
 		if n%2 == 0 {
-			c.RoleId = proto.String(randomHex(12))
+			c.RoleId = proto.String(procs.RandomHex(12))
 		} else {
 			c.AccessKeyId, c.SecretAccessKey = proto.String("AKIAIOSFODNN7EXAMPLE"), proto.String(l.secret[aws])
 		}
@@ -250,7 +250,7 @@ func (l *load) enable(next *project, prov int) *encryptionv1.ProviderConfig {
 			KeyIdentifier:     proto.String(next.azureKey),
 		}
 		if n%2 == 0 {
-			c.RoleId = proto.String(randomHex(12))
+			c.RoleId = proto.String(procs.RandomHex(12))
 		} else {
 			c.ClientId = proto.String("b6a2a7a0-2f9e-4a4c-9b0e-1c2d3e4f5a6b")
 			c.TenantId = proto.String("c7b3b8b1-3a0f-4b5d-8c1f-2d3e4f5a6b7c")
@@ -261,7 +261,7 @@ func (l *load) enable(next *project, prov int) *encryptionv1.ProviderConfig {
 		next.gcpKey = fmt.Sprintf("projects/soak/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/%d", n)
 		c := &encryptionv1.GoogleCloudKms{Enabled: proto.Bool(true), KeyVersionResourceId: proto.String(next.gcpKey)}
 		if next.gcpRole {
-			c.RoleId = proto.String(randomHex(12))
+			c.RoleId = proto.String(procs.RandomHex(12))
 		} else {
 			key, _ := json.Marshal(map[string]string{"type": "service_account", "private_key": l.secret[gcp]})
 			c.ServiceAccountKey = proto.String(string(key))

@@ -17,9 +17,10 @@
 // The report gives, per window, the calls, p50 and p99 latency, the errors
 // and the daemon's RSS and goroutines; and verdicts: no unexplained error,
 // RSS growth below 10% from the end of the warm-up to the end, no secret in
-// the daemon's output. It is printed and written into -out under "## Soak"
-// (that section is replaced, the rest of the file is left alone). The exit
-// status is 1 when a verdict fails.
+// the daemon's output. It is printed and written into -out between the
+// markers <!-- soak:begin --> and <!-- soak:end --> (only that text is
+// replaced; see package cmd/internal/report). The exit status is 1 when a
+// verdict fails.
 //
 // Usage (make soak builds the binaries into .build/soak first):
 //
@@ -36,7 +37,7 @@
 //	-groups      projects (default 50)
 //	-fault-rate  fraction of Atlas calls answered with an injected fault (default 0.05)
 //	-statuses    HTTP statuses of the injected faults (default 500,503,429)
-//	-out         Markdown file whose "## Soak" section is replaced; "" prints only (default BENCH.md)
+//	-out         Markdown file whose soak section is replaced; "" prints only (default BENCH.md)
 //
 // The run stops by itself after -duration, or on SIGINT/SIGTERM; the
 // children are stopped on the way out (and get SIGTERM if it dies).

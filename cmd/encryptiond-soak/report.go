@@ -3,14 +3,13 @@ package main
 import (
 	"cmp"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/encryptiond/encryptiond/atlas/atlastest"
+	"github.com/encryptiond/encryptiond/cmd/internal/report"
 )
 
 // maxGrowth is the largest RSS growth, from the end of the warm-up to the
@@ -35,7 +34,7 @@ type window struct {
 
 func (w *window) line() string {
 	return fmt.Sprintf("%6s  %5d calls  p50 %-8s p99 %-8s injected %-4d unexplained %-3d RSS %s  heap %s  goroutines %d",
-		w.end.Sub(w.start).Round(time.Second), w.calls, ms(pct(w.lat, 50)), ms(pct(w.lat, 99)), w.injected, w.unexplained, mib(w.sample.rss), mib(w.sample.heapInuse), w.sample.goroutines)
+		w.end.Sub(w.start).Round(time.Second), w.calls, ms(report.Percentile(w.lat, 50)), ms(report.Percentile(w.lat, 99)), w.injected, w.unexplained, mib(w.sample.rss), mib(w.sample.heapInuse), w.sample.goroutines)
 }
 
 // opCounts counts the calls of one operation.
@@ -183,7 +182,8 @@ func (r *results) failures() []string {
 	return out
 }
 
-// markdown renders the "## Soak" section.
+// markdown renders the soak section of BENCH.md (its "## Soak" heading
+// stays outside the generated text).
 func (r *results) markdown(cfg config) string {
 	var b strings.Builder
 	t := r.totals()
@@ -193,7 +193,6 @@ func (r *results) markdown(cfg config) string {
 		}
 		return "❌"
 	}
-	fmt.Fprintf(&b, "## Soak\n\n")
 	fmt.Fprintf(&b, "`make soak` (cmd/encryptiond-soak), last run %s on %s: the real `encryptiond` against a separate `atlas-emulator` process, both on 127.0.0.1, for %v at %.0f calls/s from %d workers over %d projects, with %.0f%% of Atlas calls answered by an injected fault (statuses %s, emulator fault-rate control). Half the calls are Gets (a quarter of those over REST), half are changes: full enables of the three providers in both auth modes, partial updates, validate-only updates and disables, each checked against a model of the project. Latency is per call as the client sees it, Atlas retries included. The machine is shared, so absolute latencies vary between runs.\n\n",
 		r.started.UTC().Format("2006-01-02 15:04 UTC"), r.env, cfg.duration, cfg.rate, cfg.workers, cfg.groups, cfg.faultRate*100, joinInts(cfg.statuses))
 
@@ -224,10 +223,10 @@ func (r *results) markdown(cfg config) string {
 	for _, w := range r.windows {
 		fmt.Fprintf(&b, "| %s–%s | %d | %s | %s | %s | %s | %d | %d | %s | %s | %d |\n",
 			clock(w.start.Sub(r.started)), clock(w.end.Sub(r.started)), w.calls,
-			ms(pct(w.lat, 50)), ms(pct(w.lat, 99)), ms(pct(w.latGet, 99)), ms(pct(w.latChange, 99)),
+			ms(report.Percentile(w.lat, 50)), ms(report.Percentile(w.lat, 99)), ms(report.Percentile(w.latGet, 99)), ms(report.Percentile(w.latChange, 99)),
 			w.injected, w.unexplained, mib(w.sample.rss), mib(w.sample.heapInuse), w.sample.goroutines)
 	}
-	fmt.Fprintf(&b, "| **all** | %d | %s | %s | | | %d | %d | | | |\n", t.calls, ms(pct(r.all, 50)), ms(pct(r.all, 99)), t.injected, t.unexplained)
+	fmt.Fprintf(&b, "| **all** | %d | %s | %s | | | %d | %d | | | |\n", t.calls, ms(report.Percentile(r.all, 50)), ms(report.Percentile(r.all, 99)), t.injected, t.unexplained)
 	if skipped := r.skippedTotal(); skipped > 0 {
 		fmt.Fprintf(&b, "\n%d paced calls were skipped because every worker was busy.\n", skipped)
 	}
@@ -273,17 +272,6 @@ func exitText(err error) string {
 	return err.Error()
 }
 
-// pct returns the p-th percentile of ds (nearest rank), 0 if empty.
-func pct(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := int(p/100*float64(len(s))+0.5) - 1
-	return s[min(max(i, 0), len(s)-1)]
-}
-
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
 }
@@ -298,70 +286,4 @@ func mib(n int64) string {
 func clock(d time.Duration) string {
 	d = d.Round(time.Second)
 	return fmt.Sprintf("%d:%02d", int(d.Minutes()), int(d.Seconds())%60)
-}
-
-// writeSection replaces the section of the Markdown file at path that
-// starts with the line heading and runs to the next "## " heading, or
-// appends it; the rest of the file is left as it is. A missing file is
-// created holding only the section.
-func writeSection(path, heading, section string) error {
-	old, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	updated := replaceSection(string(old), heading, section)
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".soak-*.md")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(updated); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if fi, err := os.Stat(path); err == nil {
-		_ = os.Chmod(tmp.Name(), fi.Mode().Perm())
-	} else {
-		_ = os.Chmod(tmp.Name(), 0o644)
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-// replaceSection returns doc with the section under heading replaced by
-// section (which starts with the heading line).
-func replaceSection(doc, heading, section string) string {
-	section = strings.TrimRight(section, "\n") + "\n"
-	lines := strings.SplitAfter(doc, "\n")
-	start := -1
-	for i, l := range lines {
-		if strings.TrimRight(l, "\r\n") == heading {
-			start = i
-			break
-		}
-	}
-	if start < 0 {
-		if strings.TrimSpace(doc) == "" {
-			return section
-		}
-		return strings.TrimRight(doc, "\n") + "\n\n" + section
-	}
-	end := len(lines)
-	inFence := false
-	for i := start + 1; i < len(lines); i++ {
-		if strings.HasPrefix(lines[i], "```") {
-			inFence = !inFence
-		}
-		if !inFence && strings.HasPrefix(lines[i], "## ") {
-			end = i
-			break
-		}
-	}
-	rest := strings.Join(lines[end:], "")
-	if rest != "" {
-		section += "\n"
-	}
-	return strings.Join(lines[:start], "") + section + rest
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,11 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/encryptiond/encryptiond/cmd/internal/procs"
-	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/cmd/internal/report"
 )
 
 // config is the soak run's configuration, from flags.
@@ -51,7 +46,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&c.groups, "groups", 50, "projects")
 	fs.Float64Var(&c.faultRate, "fault-rate", 0.05, "fraction of Atlas calls answered with an injected fault")
 	fs.StringVar(&statuses, "statuses", "500,503,429", "HTTP statuses of the injected faults")
-	fs.StringVar(&c.out, "out", "BENCH.md", `Markdown file whose "## Soak" section is replaced; "" prints only`)
+	fs.StringVar(&c.out, "out", "BENCH.md", `Markdown file whose soak section (between <!-- soak:begin --> and <!-- soak:end -->) is replaced; "" prints only`)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -108,13 +103,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer d.Proc.Stop()
+	defer d.Stop()
 
-	conn, err := grpc.NewClient(d.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
 	hc := &http.Client{Timeout: callTimeout, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.workers}}
 	defer hc.CloseIdleConnections()
 	if err := emu.SetFaultRate(ctx, cfg.faultRate, cfg.statuses); err != nil {
@@ -124,9 +114,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "soak: %v at %.0f calls/s, %d workers, %d projects, %.0f%% Atlas faults (%s); daemon pid %d, emulator pid %d\n",
 		cfg.duration, cfg.rate, cfg.workers, cfg.groups, cfg.faultRate*100, joinInts(cfg.statuses), d.Proc.PID(), emu.Proc.PID())
 
-	l := newLoad(cfg, encryptionv1.NewEncryptionServiceClient(conn), hc, "http://"+d.HTTPAddr)
-	sampler := &sampler{pid: d.Proc.PID(), metricsURL: "http://" + d.HTTPAddr + "/metrics", hc: hc}
-	res, err := l.run(ctx, sampler, stdout)
+	l := newLoad(cfg, d.Client, hc, "http://"+d.HTTPAddr)
+	res, err := l.run(ctx, &sampler{d: d}, stdout)
 	if err != nil {
 		return err
 	}
@@ -138,7 +127,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	res.stateMismatches = l.verifyState(context.WithoutCancel(ctx), emu)
 	res.emulator, _ = emu.Stats(context.WithoutCancel(ctx))
 
-	d.Proc.Stop()
+	d.Stop()
 	emu.Proc.Stop()
 	res.daemonExit = d.Proc.Err()
 	logText, err := os.ReadFile(d.Proc.LogPath())
@@ -146,28 +135,24 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	res.secretsInOutput = countSecrets(string(logText), append(l.secrets(), emu.PrivateKey))
-	res.errorRecords = countErrorRecords(string(logText))
+	if res.errorRecords, err = d.Proc.ErrorRecords(); err != nil {
+		return err
+	}
 
 	res.env = fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
-	report := res.markdown(cfg)
+	text := res.markdown(cfg)
 	fmt.Fprintln(stdout)
-	fmt.Fprint(stdout, report)
+	fmt.Fprint(stdout, text)
 	if cfg.out != "" {
-		if err := writeSection(cfg.out, "## Soak", report); err != nil {
+		if err := report.WriteSection(cfg.out, "soak", "## Soak", text); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "\nwrote the Soak section of %s\n", cfg.out)
+		fmt.Fprintf(stdout, "\nwrote the soak section of %s\n", cfg.out)
 	}
 	if failed := res.failures(); len(failed) > 0 {
 		return fmt.Errorf("soak failed: %s", strings.Join(failed, "; "))
 	}
 	return nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 func joinInts(ns []int) string {

@@ -16,29 +16,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-func TestReplaceSection(t *testing.T) {
-	t.Parallel()
-	const section = "## Soak\n\nnew\n"
-	tests := []struct {
-		name, doc, want string
-	}{
-		{"empty file", "", "## Soak\n\nnew\n"},
-		{"appended after other sections", "# Bench\n\n## Performance\n\ntable\n", "# Bench\n\n## Performance\n\ntable\n\n## Soak\n\nnew\n"},
-		{"replaced at the end", "# Bench\n\n## Soak\n\nold\nolder\n", "# Bench\n\n## Soak\n\nnew\n"},
-		{"replaced in the middle, the next section kept", "## Soak\n\nold\n\n## Performance\n\ntable\n", "## Soak\n\nnew\n\n## Performance\n\ntable\n"},
-		{"a heading inside a code block is not the end", "## Soak\n\n```\n## not a heading\n```\n## Next\n", "## Soak\n\nnew\n\n## Next\n"},
-		{"a longer heading is another section", "## Soak tests elsewhere\n\nkeep\n", "## Soak tests elsewhere\n\nkeep\n\n## Soak\n\nnew\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if got := replaceSection(tt.doc, "## Soak", section); got != tt.want {
-				t.Errorf("replaceSection(%q) = %q, want %q", tt.doc, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	atlasErr := func(c codes.Code, msg, reason, httpStatus string) error {
@@ -74,25 +51,6 @@ func TestClassify(t *testing.T) {
 				t.Errorf("classify(%v) = %q, %v, want injected %v", tt.err, class, got, tt.wantInjected)
 			}
 		})
-	}
-}
-
-func TestPct(t *testing.T) {
-	t.Parallel()
-	var ds []time.Duration
-	for i := 100; i >= 1; i-- {
-		ds = append(ds, time.Duration(i)*time.Millisecond)
-	}
-	for _, tt := range []struct {
-		p    float64
-		want time.Duration
-	}{{50, 50 * time.Millisecond}, {99, 99 * time.Millisecond}, {100, 100 * time.Millisecond}} {
-		if got := pct(ds, tt.p); got != tt.want {
-			t.Errorf("pct(1..100 ms, %v) = %v, want %v", tt.p, got, tt.want)
-		}
-	}
-	if got := pct(nil, 99); got != 0 {
-		t.Errorf("pct(nil, 99) = %v, want 0", got)
 	}
 }
 

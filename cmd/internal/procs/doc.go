@@ -10,10 +10,11 @@
 // /_emulator/ control endpoints (counters, latency, injected faults, a
 // project's state). Harness.StartDaemon then starts cmd/encryptiond against
 // that emulator, with the credentials in its environment and both listeners
-// on random ports, and returns a *Daemon with their addresses. Each child is
-// a *Proc: its output goes to a log file, it gets SIGTERM if the driver
-// dies, and Proc.Stop ends it gracefully. ReadMemory reads a child's
-// resident set size from /proc.
+// on random ports, and returns a *Daemon with their addresses, a gRPC
+// client of it, and Daemon.Metrics to read its /metrics. Each child is a
+// *Proc: its output goes to a log file, it gets SIGTERM if the driver dies,
+// and Proc.Stop ends it gracefully. ReadMemory reads a child's resident set
+// size from /proc.
 //
 // Everything here is Linux-only (Pdeathsig, /proc), as the drivers are.
 package procs

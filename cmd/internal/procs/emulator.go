@@ -34,7 +34,7 @@ type Emulator struct {
 // existing, and waits up to Ready for it to listen. The caller stops it
 // with Proc.Stop.
 func (h Harness) StartEmulator(ctx context.Context) (*Emulator, error) {
-	pub, priv := "emu-pub-"+randomHex(8), "emu-priv-"+randomHex(16)
+	pub, priv := "emu-pub-"+RandomHex(8), "emu-priv-"+RandomHex(16)
 	p, u, err := h.Start(ctx, "atlas-emulator", []string{
 		"-addr", "127.0.0.1:0", "-public-key", pub, "-private-key", priv, "-auto-create-groups=true",
 	}, nil, func(line string) (string, bool) {
@@ -115,7 +115,9 @@ func (e *Emulator) control(ctx context.Context, method, path string, into any) e
 	return nil
 }
 
-func randomHex(n int) string {
+// RandomHex returns n random bytes in hex: the emulator's credentials, and
+// the project ids and secret values a driver makes up.
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)

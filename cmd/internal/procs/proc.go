@@ -3,7 +3,10 @@ package procs
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +26,9 @@ type Harness struct {
 	// binaries. Required.
 	Bin string
 	// Dir is the directory that receives each child's output, as
-	// Dir/<name>.log. Required; the caller creates and removes it.
+	// Dir/<name>.log (<name>-2.log and on for later children of the same
+	// name, such as a restarted daemon). Required; the caller creates and
+	// removes it.
 	Dir string
 	// Ready bounds how long a child may take to announce that it is
 	// serving. Zero means DefaultReady (30 s).
@@ -54,10 +59,9 @@ type Proc struct {
 }
 
 // start starts bin with args, and env added to a minimal environment
-// (PATH and HOME), writing its output to h.Dir/name.log.
+// (PATH and HOME), writing its output to a new log in h.Dir (see Dir).
 func (h Harness) start(name, bin string, args, env []string) (*Proc, error) {
-	logPath := filepath.Join(h.Dir, name+".log")
-	f, err := os.Create(logPath)
+	f, logPath, err := createLog(h.Dir, name)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +87,22 @@ func (h Harness) start(name, bin string, args, env []string) (*Proc, error) {
 	return p, nil
 }
 
+// createLog creates dir/name.log, or name-2.log, name-3.log … when a
+// child of that name has one already: two children writing one file would
+// mix their output, and a restart would truncate the first one's.
+func createLog(dir, name string) (*os.File, string, error) {
+	for i := 1; ; i++ {
+		path := filepath.Join(dir, name+".log")
+		if i > 1 {
+			path = filepath.Join(dir, fmt.Sprintf("%s-%d.log", name, i))
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, path, err
+		}
+	}
+}
+
 // PID is the child's process id.
 func (p *Proc) PID() int { return p.cmd.Process.Pid }
 
@@ -98,6 +118,29 @@ func (p *Proc) Err() error {
 	default:
 		return nil
 	}
+}
+
+// ErrorRecords counts the JSON log records at level ERROR in the child's
+// output (the daemon logs a recovered panic or a failed listener so): a
+// run with any is suspect whatever its numbers.
+func (p *Proc) ErrorRecords() (int, error) {
+	f, err := os.Open(p.log)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var rec struct {
+			Level string `json:"level"`
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Level == "ERROR" {
+			n++
+		}
+	}
+	return n, sc.Err()
 }
 
 // Stop sends SIGTERM, waits up to the harness's StopGrace, then kills. It

@@ -2,8 +2,12 @@ package procs
 
 import (
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +59,29 @@ func TestWaitLogAndStop(t *testing.T) {
 	}
 }
 
+func TestLogPerChild(t *testing.T) {
+	t.Parallel()
+	h := Harness{Dir: t.TempDir()}
+	var paths []string
+	for _, greeting := range []string{"one", "two"} {
+		p, err := h.start("sh", "/bin/sh", []string{"-c", "echo " + greeting}, nil)
+		if err != nil {
+			t.Fatalf("start(sh) = %v", err)
+		}
+		<-p.done // echo exits by itself
+		paths = append(paths, p.LogPath())
+	}
+	want := []string{h.Dir + "/sh.log", h.Dir + "/sh-2.log"}
+	if !slices.Equal(paths, want) {
+		t.Fatalf("LogPath() of two children named sh = %q, want %q", paths, want)
+	}
+	for i, greeting := range []string{"one\n", "two\n"} {
+		if b, err := os.ReadFile(paths[i]); err != nil || string(b) != greeting {
+			t.Errorf("%s = %q, %v, want %q (its own child's output only)", paths[i], b, err, greeting)
+		}
+	}
+}
+
 func TestWaitLogFails(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -75,6 +102,15 @@ func TestWaitLogFails(t *testing.T) {
 				t.Errorf("waitLog() = %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestErrorRecords(t *testing.T) {
+	t.Parallel()
+	p := startShell(t, Harness{}, `echo '{"level":"INFO","msg":"a"}'; echo '{"level":"ERROR","msg":"b"}'; echo 'not JSON "level":"ERROR"'; echo '{"level":"ERROR","msg":"c"}'`)
+	<-p.done
+	if n, err := p.ErrorRecords(); n != 2 || err != nil {
+		t.Errorf("ErrorRecords() = %d, %v, want 2 (JSON records only), nil", n, err)
 	}
 }
 
@@ -193,5 +229,94 @@ func TestStart(t *testing.T) {
 	}
 	if _, _, err := h.Start(t.Context(), "quitter", nil, nil, readyAt); err == nil || !strings.Contains(err.Error(), "bye") {
 		t.Errorf("Start(quitter) = %v, want an error quoting its output", err)
+	}
+}
+
+// TestStartDaemon starts a stand-in for encryptiond that announces itself
+// as the daemon does and echoes its flags and credentials.
+func TestStartDaemon(t *testing.T) {
+	t.Parallel()
+	bin := t.TempDir()
+	script := `#!/bin/sh
+echo "args: $*"
+echo "key: $MONGODB_ATLAS_PUBLIC_API_KEY GOGC=$GOGC"
+echo '{"level":"INFO","msg":"serving","grpc_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}'
+exec sleep 60
+`
+	if err := os.WriteFile(bin+"/encryptiond", []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := Harness{Bin: bin, Dir: t.TempDir(), Ready: 10 * time.Second, DaemonEnv: []string{"GOGC=200"}}
+	emu := &Emulator{URL: "http://127.0.0.1:3", PublicKey: "pub", PrivateKey: "priv"}
+	d, err := h.StartDaemon(t.Context(), emu, "-atlas-h2c")
+	if err != nil {
+		t.Fatalf("StartDaemon() = %v", err)
+	}
+	defer d.Stop()
+	if d.GRPCAddr != "127.0.0.1:1" || d.HTTPAddr != "127.0.0.1:2" || d.Conn == nil || d.Client == nil {
+		t.Errorf("StartDaemon() = %+v, want the announced addresses and a client", d)
+	}
+	if got := d.Conn.Target(); got != d.GRPCAddr {
+		t.Errorf("Conn.Target() = %q, want %q", got, d.GRPCAddr)
+	}
+	b, err := os.ReadFile(d.Proc.LogPath())
+	for _, want := range []string{"args: -grpc-addr 127.0.0.1:0 -http-addr 127.0.0.1:0 -atlas-base-url http://127.0.0.1:3 -atlas-h2c\n", "key: pub GOGC=200\n"} {
+		if err != nil || !strings.Contains(string(b), want) {
+			t.Errorf("log = %q, %v; want it to hold %q", b, err, want)
+		}
+	}
+	d.Stop()
+	if d.Proc.Err() == nil {
+		t.Error("Proc.Err() after Stop = nil, want terminated")
+	}
+	d.Stop() // a second Stop returns at once
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	names := []string{"go_goroutines", "go_memstats_mallocs_total", "go_memstats_heap_inuse_bytes"}
+	tests := []struct {
+		name, page string
+		want       map[string]float64 // nil: an error
+	}{
+		{
+			"unlabelled series read, others skipped",
+			"# HELP go_goroutines Number of goroutines.\n# TYPE go_goroutines gauge\ngo_goroutines 31\n" +
+				"go_memstats_mallocs_total 1.5e+06\ngo_gc_duration_seconds{quantile=\"0.5\"} 0.001\nother 2\n",
+			map[string]float64{"go_goroutines": 31, "go_memstats_mallocs_total": 1.5e6},
+		},
+		{"a value that is not a number", "go_goroutines many\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/metrics" {
+					http.NotFound(w, r)
+					return
+				}
+				fmt.Fprint(w, tt.page)
+			}))
+			defer srv.Close()
+			d := &Daemon{HTTPAddr: srv.Listener.Addr().String(), hc: srv.Client()}
+			got, err := d.Metrics(t.Context(), names...)
+			if tt.want == nil {
+				if err == nil {
+					t.Errorf("Metrics() = %v, nil error, want an error", got)
+				}
+				return
+			}
+			if err != nil || fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("Metrics() = %v, %v, want %v", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRandomHex(t *testing.T) {
+	t.Parallel()
+	a, b := RandomHex(12), RandomHex(12)
+	if len(a) != 24 || strings.Trim(a, "0123456789abcdef") != "" || a == b {
+		t.Errorf("RandomHex(12) = %q, then %q; want 24 hex digits, different each time", a, b)
 	}
 }
