@@ -12,13 +12,13 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/encryptiond/encryptiond/cmd/internal/procs"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 // callTimeout is every call's deadline: far beyond the daemon's own Atlas
@@ -367,27 +367,21 @@ func classify(err error, statuses []int) (class string, injected bool) {
 	if !ok {
 		return "not a status: " + err.Error(), false
 	}
-	var info *errdetails.ErrorInfo
-	for _, d := range st.Details() {
-		if i, ok := d.(*errdetails.ErrorInfo); ok {
-			info = i
-		}
-	}
+	info := failure.Parse(st).Info
 	class = st.Code().String()
-	if info != nil {
-		class += " " + info.GetReason()
+	if info.Reason != "" {
+		class += " " + info.Reason
 	}
-	if info == nil || info.GetDomain() != "cloud.mongodb.com" || !strings.Contains(st.Message(), injectedMarker) {
+	if info.Domain != failure.DomainAtlas || !strings.Contains(st.Message(), injectedMarker) {
 		return class, false
 	}
-	httpStatus := info.GetMetadata()["httpStatus"]
-	if !slices.ContainsFunc(statuses, func(s int) bool { return fmt.Sprint(s) == httpStatus }) {
+	if !slices.Contains(statuses, info.HTTPStatus) {
 		return class, false
 	}
 	switch {
-	case st.Code() == codes.Unavailable && httpStatus >= "500":
+	case st.Code() == codes.Unavailable && info.HTTPStatus >= 500:
 		return class, true
-	case st.Code() == codes.ResourceExhausted && httpStatus == "429":
+	case st.Code() == codes.ResourceExhausted && info.HTTPStatus == 429:
 		return class, true
 	}
 	return class, false

@@ -3,13 +3,15 @@ package main
 import (
 	"errors"
 	"io"
+	"strconv"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 func TestMain(m *testing.M) {
@@ -19,13 +21,8 @@ func TestMain(m *testing.M) {
 func TestClassify(t *testing.T) {
 	t.Parallel()
 	atlasErr := func(c codes.Code, msg, reason, httpStatus string) error {
-		st, err := status.New(c, msg).WithDetails(&errdetails.ErrorInfo{
-			Reason: reason, Domain: "cloud.mongodb.com", Metadata: map[string]string{"httpStatus": httpStatus},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.Err()
+		n, _ := strconv.Atoi(httpStatus)
+		return failure.New(c, msg, failure.Info{Reason: reason, Domain: failure.DomainAtlas, HTTPStatus: n})
 	}
 	statuses := []int{500, 503, 429}
 	tests := []struct {
