@@ -17,6 +17,7 @@ type Metrics struct {
 	valid        *validCollector
 	atlasCalls   *prometheus.CounterVec
 	atlasLatency *prometheus.HistogramVec
+	reloads      *prometheus.CounterVec
 
 	// atlasMu guards atlasSeriesByKey, the series ObserveAtlas updates:
 	// looking them up here costs no allocation, where one exchange with
@@ -54,6 +55,10 @@ type atlasSeries struct {
 //     exchange with Atlas, including digest challenges, token requests and
 //     retries; status "0" when no response arrived.
 //   - encryptiond_atlas_request_duration_seconds{method}.
+//   - encryptiond_config_reloads_total{what,result}: configuration read
+//     again while serving (what: "tls", "policy", "atlas_credentials"),
+//     result "ok", or "error" when the previous configuration stays in
+//     force. Alert on a rising error count.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		grpc:             newGRPCMetrics(),
@@ -70,8 +75,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:      "Duration of HTTP exchanges with the Atlas Administration API.",
 			Buckets:   []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"method"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "encryptiond",
+			Name:      "config_reloads_total",
+			Help:      "Configuration read again while serving, by what (tls, policy, atlas_credentials) and result (ok; error: the previous configuration stays in force).",
+		}, []string{"what", "result"}),
 	}
-	for _, c := range append(m.grpc.collectors(), m.valid, m.atlasCalls, m.atlasLatency) {
+	for _, c := range append(m.grpc.collectors(), m.valid, m.atlasCalls, m.atlasLatency, m.reloads) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -114,4 +124,21 @@ func (m *Metrics) atlasSeries(k atlasKey) atlasSeries {
 	}
 	m.atlasSeriesByKey[k] = s
 	return s
+}
+
+// InitializeReloads creates the reload series of what at zero, so that they
+// exist before the first reload.
+func (m *Metrics) InitializeReloads(what string) {
+	m.reloads.WithLabelValues(what, "ok")
+	m.reloads.WithLabelValues(what, "error")
+}
+
+// ObserveReload counts a reload of what: "ok" when err is nil, else
+// "error".
+func (m *Metrics) ObserveReload(what string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.reloads.WithLabelValues(what, result).Inc()
 }
