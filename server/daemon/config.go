@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -82,6 +83,11 @@ type Config struct {
 	// RateBurst is how many calls a caller may make at once (-rate-burst);
 	// 0 means the rate limit rounded up.
 	RateBurst int
+	// ReloadInterval is how often the TLS files and the policy file are
+	// read to see whether they changed, and reloaded if they did
+	// (-reload-interval; reload.go). 0 turns polling off; Reload still
+	// works.
+	ReloadInterval time.Duration
 	// Credentials authenticate to Atlas; from the environment only.
 	Credentials Credentials
 
@@ -89,6 +95,10 @@ type Config struct {
 	// with the addresses they are bound to (and the emulator's with Dev).
 	// Not a flag: tests and benchmarks wait on it.
 	OnReady func(Addrs)
+	// Reload, if not nil, makes the serving daemon read the TLS files and
+	// the policy file again each time it delivers a value, whether they
+	// changed or not. Not a flag: cmd/encryptiond delivers SIGHUP here.
+	Reload <-chan os.Signal
 }
 
 // Addrs are the addresses the daemon listens on.
@@ -183,6 +193,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.RateBurst < 0 {
 		return Config{}, fmt.Errorf("-rate-burst %d: want 0 or more", cfg.RateBurst)
 	}
+	if cfg.ReloadInterval < 0 {
+		return Config{}, fmt.Errorf("-reload-interval %v: want 0 (off) or a positive duration", cfg.ReloadInterval)
+	}
 	if cfg.Dev {
 		// -dev is open to any caller: keep it on loopback unless told otherwise.
 		cfg.GRPCAddr, cfg.HTTPAddr = loopback(cfg.GRPCAddr), loopback(cfg.HTTPAddr)
@@ -266,6 +279,7 @@ func newFlagSet(cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.AuthzPolicy, "authz-policy", "", "authorization policy `file` (YAML or JSON) mapping client certificate identities to the projects they may read and change; needs -tls-client-ca. Without it, under mutual TLS, every authenticated caller may read and nobody may change (default none)")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "average `calls` per second each caller may make; 0 is unlimited (default 0)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "`calls` a caller may make at once; 0 is -rate-limit rounded up (default 0)")
+	fs.DurationVar(&cfg.ReloadInterval, "reload-interval", DefaultReloadInterval, "how often the -tls-cert, -tls-key, -tls-client-ca and -authz-policy files are read to see whether they changed; a change is applied without a restart (new connections get the new certificate, established ones keep theirs), one that fails to load is logged and the previous configuration stays; 0 turns this off (SIGHUP still reloads)")
 	return fs
 }
 
@@ -297,7 +311,10 @@ Environment (credentials are read only from here, never from flags):
         (default %s).
 
 Signals: SIGTERM or SIGINT stops the daemon gracefully (see -shutdown-timeout);
-it exits 0.
+it exits 0. SIGHUP reads the -tls-cert, -tls-key, -tls-client-ca and
+-authz-policy files again at once, as -reload-interval does when they change:
+what loads is applied without dropping connections, what fails is logged and
+the previous configuration stays in force.
 `, EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret, EnvBaseURL, atlas.DefaultBaseURL)
 	return b.String()
 }

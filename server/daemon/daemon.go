@@ -18,13 +18,15 @@
 //     crosses it); /openapi.json, /metrics, /healthz, /readyz.
 //   - Shutdown (shutdown.go): both listeners stop at once, in-flight calls
 //     finish or are answered UNAVAILABLE when the timeout ends.
+//   - Reloads (reload.go): the TLS files (tls.go) and the authorization
+//     policy are read again when they change or on Config.Reload (SIGHUP),
+//     and replaced without dropping connections.
 //   - -dev (dev.go): the emulator and the banner with ready-to-paste
 //     commands.
 package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -65,9 +67,10 @@ type Daemon struct {
 	creds   Credentials
 	client  *atlas.Client
 
-	tls       *tls.Config // nil: plaintext
+	tls       *serverTLS // nil: plaintext
 	mutualTLS bool
 	authz     string // what the authorization allows, for the serving record
+	reloader  *reloader
 
 	health   *health.Server
 	public   *grpc.Server // serves the gRPC listener
@@ -104,30 +107,33 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 		}
 		d.baseURL, d.creds = d.dev.url, d.dev.creds
 	}
+	reports := reloadReporter{log: logger, metrics: metrics}
+	d.reloader = &reloader{reloadReporter: reports, interval: cfg.ReloadInterval, signals: cfg.Reload}
 	d.client, err = newAtlasClient(d.baseURL, cfg.AtlasAPIVersion, cfg.AtlasRetryMaxElapsed, cfg.AtlasH2C, d.creds, metrics.ObserveAtlas)
 	if err != nil {
 		return d, err
 	}
 	svc := server.New(d.client, server.WithValidObserver(metrics.ObserveValid))
 
-	if d.tls, err = loadTLS(cfg); err != nil {
-		return d, err
-	}
 	public := insecure.NewCredentials()
-	if d.tls != nil {
-		public = credentials.NewTLS(d.tls.Clone())
-	}
-	d.mutualTLS = d.tls != nil && d.tls.ClientCAs != nil
-	authzConfig := authz.Config{Authenticate: d.mutualTLS, RateLimit: cfg.RateLimit, Burst: cfg.RateBurst}
-	if cfg.AuthzPolicy != "" {
-		if authzConfig.Policy, err = authz.LoadPolicy(cfg.AuthzPolicy); err != nil {
-			return d, fmt.Errorf("-authz-policy: %w", err)
+	if d.tls = newServerTLS(cfg); d.tls != nil {
+		if err := d.reloader.add(d.tls.reloadable(cfg)); err != nil {
+			return d, err
 		}
+		public = credentials.NewTLS(d.tls.serverConfig("h2"))
+		d.mutualTLS = d.tls.mutual
 	}
+	authzConfig := authz.Config{Authenticate: d.mutualTLS, RateLimit: cfg.RateLimit, Burst: cfg.RateBurst}
 	authorize, err := authz.NewInterceptor(authzConfig)
 	if err != nil {
 		return d, err
 	}
+	if cfg.AuthzPolicy != "" {
+		if err := d.reloader.add(policyReloadable(cfg.AuthzPolicy, authorize)); err != nil {
+			return d, err
+		}
+	}
+	authzConfig.Policy = authorize.Policy()
 	d.authz = authzConfig.Summary()
 	if d.mutualTLS && authzConfig.Policy == nil {
 		logger.Warn("no -authz-policy: every authenticated caller may read and nobody may change")
@@ -162,7 +168,8 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 	}
 	d.http = newHTTPServer(logger, newHTTPHandler(logger, api, reg, &d.ready, d.mutualTLS))
 	if d.tls != nil {
-		d.http.TLSConfig = d.tls.Clone()
+		// The protocols net/http serves over TLS by default.
+		d.http.TLSConfig = d.tls.serverConfig("h2", "http/1.1")
 	}
 	return d, nil
 }
@@ -249,6 +256,10 @@ func (d *Daemon) Serve(ctx context.Context, grpcLis, httpLis net.Listener) (err 
 		d.cfg.OnReady(addrs)
 	}
 
+	g.Go(func() error {
+		d.reloader.run(gctx)
+		return nil
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		d.shutdown()
