@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,7 +16,8 @@ import (
 )
 
 // Environment variables read by ParseConfig. Credentials come only from the
-// environment, never from flags, which any user could read in ps.
+// environment (or files it names, credentials.go), never from flags, which
+// any user could read in ps.
 const (
 	EnvPublicKey    = "MONGODB_ATLAS_PUBLIC_API_KEY"
 	EnvPrivateKey   = "MONGODB_ATLAS_PRIVATE_API_KEY"
@@ -88,7 +88,8 @@ type Config struct {
 	// (-reload-interval; reload.go). 0 turns polling off; Reload still
 	// works.
 	ReloadInterval time.Duration
-	// Credentials authenticate to Atlas; from the environment only.
+	// Credentials authenticate to Atlas; from the environment only, each
+	// value directly or from the file its _FILE variable names.
 	Credentials Credentials
 
 	// OnReady, if not nil, is called once both servers accept connections,
@@ -108,38 +109,6 @@ type Addrs struct {
 	// Atlas is the base URL of the Atlas API in use (the emulator's in -dev).
 	Atlas string
 }
-
-// Credentials authenticate the daemon to Atlas: either a programmatic API
-// key (digest) or a service account (OAuth 2.0 client credentials). Its
-// String, GoString and LogValue never show a secret.
-type Credentials struct {
-	PublicKey, PrivateKey  string
-	ClientID, ClientSecret string
-}
-
-// Mode names the kind of credentials: "digest", "service-account" or "none".
-func (c Credentials) Mode() string {
-	switch {
-	case c.PublicKey != "":
-		return "digest"
-	case c.ClientID != "":
-		return "service-account"
-	}
-	return "none"
-}
-
-// String describes c without its secrets.
-func (c Credentials) String() string { return "credentials(" + c.Mode() + ")" }
-
-// GoString describes c without its secrets, for %#v.
-func (c Credentials) GoString() string { return c.String() }
-
-// LogValue describes c without its secrets, for slog.
-func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
-
-// MarshalJSON describes c without its secrets, for a Config marshalled
-// whole (slog's JSON handler does that with a struct).
-func (c Credentials) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
 
 // ParseConfig parses the command-line arguments (without the program name)
 // and the environment, read through getenv. It returns flag.ErrHelp for
@@ -219,41 +188,6 @@ func loopback(addr string) string {
 	return addr
 }
 
-// credentialsFromEnv reads exactly one complete pair of credentials.
-func credentialsFromEnv(getenv func(string) string) (Credentials, error) {
-	c := Credentials{
-		PublicKey:    getenv(EnvPublicKey),
-		PrivateKey:   getenv(EnvPrivateKey),
-		ClientID:     getenv(EnvClientID),
-		ClientSecret: getenv(EnvClientSecret),
-	}
-	digest := c.PublicKey != "" || c.PrivateKey != ""
-	service := c.ClientID != "" || c.ClientSecret != ""
-	switch {
-	case digest && service:
-		return Credentials{}, fmt.Errorf("Atlas credentials: both an API key (%s, %s) and a service account (%s, %s) are set: set exactly one pair",
-			EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret)
-	case digest && (c.PublicKey == "" || c.PrivateKey == ""):
-		return Credentials{}, fmt.Errorf("Atlas credentials: %s and %s must be set together; %s is missing",
-			EnvPublicKey, EnvPrivateKey, missing(c.PublicKey, EnvPublicKey, EnvPrivateKey))
-	case service && (c.ClientID == "" || c.ClientSecret == ""):
-		return Credentials{}, fmt.Errorf("Atlas credentials: %s and %s must be set together; %s is missing",
-			EnvClientID, EnvClientSecret, missing(c.ClientID, EnvClientID, EnvClientSecret))
-	case !digest && !service:
-		return Credentials{}, fmt.Errorf("no Atlas credentials: set %s and %s (API key), or %s and %s (service account); or run with -dev to use the built-in emulator",
-			EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret)
-	}
-	return c, nil
-}
-
-// missing names the absent half of a pair whose first value is first.
-func missing(first, firstName, secondName string) string {
-	if first == "" {
-		return firstName
-	}
-	return secondName
-}
-
 // newFlagSet declares every flag, bound to cfg with its default.
 func newFlagSet(cfg *Config) *flag.FlagSet {
 	fs := flag.NewFlagSet("encryptiond", flag.ContinueOnError)
@@ -306,6 +240,15 @@ Environment (credentials are read only from here, never from flags):
         Atlas service account (OAuth 2.0 client credentials).
         Set exactly one of the two pairs; without -dev, a missing pair, half a
         pair or both pairs stop the daemon at once. No defaults.
+  %s, %s,
+  %s, %s
+        Files holding those values instead (the content, without one trailing
+        newline), such as a mounted Kubernetes Secret. A file is read again
+        whenever the daemon authenticates to Atlas anew (a digest challenge,
+        including Atlas refusing a revoked key; a service-account token
+        fetch), so a rotated Secret is used without a restart. Setting a
+        variable and its _FILE form, or a file that cannot be read or is
+        empty, stops the daemon at start. No defaults.
   %s
         Atlas base URL, used when -atlas-base-url is not given
         (default %s).
@@ -315,7 +258,9 @@ it exits 0. SIGHUP reads the -tls-cert, -tls-key, -tls-client-ca and
 -authz-policy files again at once, as -reload-interval does when they change:
 what loads is applied without dropping connections, what fails is logged and
 the previous configuration stays in force.
-`, EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret, EnvBaseURL, atlas.DefaultBaseURL)
+`, EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret,
+		EnvPublicKeyFile, EnvPrivateKeyFile, EnvClientIDFile, EnvClientSecretFile,
+		EnvBaseURL, atlas.DefaultBaseURL)
 	return b.String()
 }
 

@@ -187,7 +187,7 @@ func TestUsageDocumentsEverything(t *testing.T) {
 		"-log-level", "-shutdown-timeout", "-tls-cert", "-tls-key", "-tls-client-ca",
 		"-authz-policy", "-rate-limit", "-rate-burst", "-atlas-retry-max-elapsed", "-atlas-h2c", "-reload-interval",
 		EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret, EnvBaseURL,
-		"SIGHUP",
+		EnvPublicKeyFile, EnvPrivateKeyFile, EnvClientIDFile, EnvClientSecretFile, "SIGHUP",
 		`(default ":9090")`, `(default ":8080")`, `(default "https://cloud.mongodb.com")`, "(default v2)",
 		`(default "json")`, "(default INFO)", "(default 15s)", "(default 10s)", "(default 5s)",
 	}

@@ -20,7 +20,9 @@
 //     finish or are answered UNAVAILABLE when the timeout ends.
 //   - Reloads (reload.go): the TLS files (tls.go) and the authorization
 //     policy are read again when they change or on Config.Reload (SIGHUP),
-//     and replaced without dropping connections.
+//     and replaced without dropping connections; Atlas credentials from
+//     _FILE variables (credentials.go) are read again at each new
+//     authentication.
 //   - -dev (dev.go): the emulator and the banner with ready-to-paste
 //     commands.
 package daemon
@@ -109,7 +111,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 	}
 	reports := reloadReporter{log: logger, metrics: metrics}
 	d.reloader = &reloader{reloadReporter: reports, interval: cfg.ReloadInterval, signals: cfg.Reload}
-	d.client, err = newAtlasClient(d.baseURL, cfg.AtlasAPIVersion, cfg.AtlasRetryMaxElapsed, cfg.AtlasH2C, d.creds, metrics.ObserveAtlas)
+	d.client, err = newAtlasClient(d.baseURL, cfg.AtlasAPIVersion, cfg.AtlasRetryMaxElapsed, cfg.AtlasH2C, d.creds, reports, metrics.ObserveAtlas)
 	if err != nil {
 		return d, err
 	}
@@ -288,10 +290,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 	return d.Serve(ctx, grpcLis, httpLis)
 }
 
-// newAtlasClient builds the Atlas client from the credentials. A positive
-// retryMaxElapsed replaces the default policy's retry budget; h2c selects
-// HTTP/2 without TLS.
-func newAtlasClient(baseURL string, version atlas.APIVersion, retryMaxElapsed time.Duration, h2c bool, creds Credentials, observe func(atlas.Exchange)) (*atlas.Client, error) {
+// newAtlasClient builds the Atlas client from the credentials; credentials
+// from files are read again at each new authentication, and their changes
+// reported to reports. A positive retryMaxElapsed replaces the default
+// policy's retry budget; h2c selects HTTP/2 without TLS.
+func newAtlasClient(baseURL string, version atlas.APIVersion, retryMaxElapsed time.Duration, h2c bool, creds Credentials, reports reloadReporter, observe func(atlas.Exchange)) (*atlas.Client, error) {
 	retry := atlas.DefaultRetryPolicy()
 	if retryMaxElapsed > 0 {
 		retry.MaxElapsed = retryMaxElapsed
@@ -305,16 +308,11 @@ func newAtlasClient(baseURL string, version atlas.APIVersion, retryMaxElapsed ti
 	if h2c {
 		opts = append(opts, atlas.WithUnencryptedHTTP2())
 	}
-	switch {
-	case creds.PublicKey != "":
-		opts = append(opts, atlas.WithDigest(creds.PublicKey, creds.PrivateKey))
-	case creds.ClientID != "":
-		opts = append(opts, atlas.WithServiceAccount(creds.ClientID, creds.ClientSecret))
-	default:
-		return nil, fmt.Errorf("no Atlas credentials: set %s and %s, or %s and %s",
-			EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret)
+	auth, err := atlasAuth(creds, reports)
+	if err != nil {
+		return nil, err
 	}
-	c, err := atlas.NewClient(opts...)
+	c, err := atlas.NewClient(append(opts, auth)...)
 	if err != nil {
 		return nil, fmt.Errorf("atlas client: %w", err)
 	}

@@ -40,6 +40,11 @@ package daemon
 // not atomic (one file after the other, as some SPIFFE helpers write the
 // certificate and then the key) would otherwise have a failure reported
 // for every rotation that polling happens to catch half way.
+//
+// Atlas credentials from _FILE variables (credentials.go) are not polled:
+// they are read again when the daemon authenticates to Atlas anew, and
+// reported the same way (what "atlas_credentials") when they change or
+// cannot be read.
 
 import (
 	"context"
@@ -61,14 +66,16 @@ const DefaultReloadInterval = 5 * time.Second
 
 // What a reload replaced, as the logs' "what" and the metric's label.
 const (
-	whatTLS    = "tls"
-	whatPolicy = "policy"
+	whatTLS         = "tls"
+	whatPolicy      = "policy"
+	whatCredentials = "atlas_credentials"
 )
 
 // Why a reload happened, as the logs' "trigger".
 const (
-	triggerSignal     = "signal"
-	triggerFileChange = "file change"
+	triggerSignal         = "signal"
+	triggerFileChange     = "file change"
+	triggerAuthentication = "authentication"
 )
 
 // reloadReporter logs and counts reloads.
