@@ -13,20 +13,20 @@ import (
 	"github.com/encryptiond/encryptiond/atlas"
 )
 
-// FileSuffix turns a credential's variable into the one naming a file that
+// fileSuffix turns a credential's variable into the one naming a file that
 // holds it (the _FILE convention of container images): with
 // MONGODB_ATLAS_PRIVATE_API_KEY_FILE=/secrets/private-key the key is that
 // file's content, without one trailing newline. The daemon reads the file
 // again whenever it authenticates to Atlas anew, so that a mounted
 // Kubernetes Secret can rotate without a restart.
-const FileSuffix = "_FILE"
+const fileSuffix = "_FILE"
 
 // The _FILE forms of the credential variables.
 const (
-	EnvPublicKeyFile    = EnvPublicKey + FileSuffix
-	EnvPrivateKeyFile   = EnvPrivateKey + FileSuffix
-	EnvClientIDFile     = EnvClientID + FileSuffix
-	EnvClientSecretFile = EnvClientSecret + FileSuffix
+	EnvPublicKeyFile    = EnvPublicKey + fileSuffix
+	EnvPrivateKeyFile   = EnvPrivateKey + fileSuffix
+	EnvClientIDFile     = EnvClientID + fileSuffix
+	EnvClientSecretFile = EnvClientSecret + fileSuffix
 )
 
 // maxCredentialFileSize bounds a credential file: a key or secret is under
@@ -84,14 +84,14 @@ func credentialsFromEnv(getenv func(string) string) (Credentials, error) {
 		{EnvClientID, &c.ClientID, &c.ClientIDFile},
 		{EnvClientSecret, &c.ClientSecret, &c.ClientSecretFile},
 	} {
-		value, path := getenv(v.name), getenv(v.name+FileSuffix)
+		value, path := getenv(v.name), getenv(v.name+fileSuffix)
 		switch {
 		case value != "" && path != "":
-			return Credentials{}, fmt.Errorf("Atlas credentials: %s and %s are both set: set one of them", v.name, v.name+FileSuffix)
+			return Credentials{}, fmt.Errorf("Atlas credentials: %s and %s are both set: set one of them", v.name, v.name+fileSuffix)
 		case path != "":
 			var err error
 			if value, err = readCredentialFile(path); err != nil {
-				return Credentials{}, fmt.Errorf("Atlas credentials: %s: %w", v.name+FileSuffix, err)
+				return Credentials{}, fmt.Errorf("Atlas credentials: %s: %w", v.name+fileSuffix, err)
 			}
 			*v.file = path
 		}
@@ -105,13 +105,13 @@ func credentialsFromEnv(getenv func(string) string) (Credentials, error) {
 			EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret)
 	case digest && (c.PublicKey == "" || c.PrivateKey == ""):
 		return Credentials{}, fmt.Errorf("Atlas credentials: %s and %s must be set together (each directly or through its %s variable); %s is missing",
-			EnvPublicKey, EnvPrivateKey, FileSuffix, missing(c.PublicKey, EnvPublicKey, EnvPrivateKey))
+			EnvPublicKey, EnvPrivateKey, fileSuffix, missing(c.PublicKey, EnvPublicKey, EnvPrivateKey))
 	case service && (c.ClientID == "" || c.ClientSecret == ""):
 		return Credentials{}, fmt.Errorf("Atlas credentials: %s and %s must be set together (each directly or through its %s variable); %s is missing",
-			EnvClientID, EnvClientSecret, FileSuffix, missing(c.ClientID, EnvClientID, EnvClientSecret))
+			EnvClientID, EnvClientSecret, fileSuffix, missing(c.ClientID, EnvClientID, EnvClientSecret))
 	case !digest && !service:
 		return Credentials{}, fmt.Errorf("no Atlas credentials: set %s and %s (API key), or %s and %s (service account), each directly or as a file named by its %s variable; or run with -dev to use the built-in emulator",
-			EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret, FileSuffix)
+			EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret, fileSuffix)
 	}
 	return c, nil
 }
@@ -155,6 +155,9 @@ func readCredentialFile(path string) (string, error) {
 // authentication (atlas.WithDigestSource, WithServiceAccountSource); a pair
 // from the environment is fixed.
 func atlasAuth(creds Credentials, reports reloadReporter) (atlas.Option, error) {
+	if creds.PublicKeyFile != "" || creds.PrivateKeyFile != "" || creds.ClientIDFile != "" || creds.ClientSecretFile != "" {
+		reports.metrics.InitializeReloads(whatCredentials)
+	}
 	switch creds.Mode() {
 	case "digest":
 		if creds.PublicKeyFile == "" && creds.PrivateKeyFile == "" {
@@ -184,7 +187,7 @@ func credentialPair(reports reloadReporter, first, second *credentialValue) atla
 // credentialValue is one credential: fixed (from the environment) or read
 // again from its file each time it is asked for.
 type credentialValue struct {
-	name string // the variable, without FileSuffix
+	name string // the variable, without fileSuffix
 	path string // "" for a value from the environment
 
 	// mu serializes the reads, so that a slow read of the old content
@@ -207,10 +210,10 @@ func (v *credentialValue) current(reports reloadReporter) string {
 	value, err := readCredentialFile(v.path)
 	switch {
 	case err != nil:
-		reports.report(whatCredentials, triggerAuthentication, "", false, fmt.Errorf("%s: %w", v.name+FileSuffix, err))
+		reports.report(whatCredentials, triggerAuthentication, "", false, fmt.Errorf("%s: %w", v.name+fileSuffix, err))
 	case value != v.value:
 		v.value = value
-		reports.report(whatCredentials, triggerAuthentication, v.name+FileSuffix+" "+v.path+" has a new value", true, nil)
+		reports.report(whatCredentials, triggerAuthentication, v.name+fileSuffix+" "+v.path+" has a new value", true, nil)
 	}
 	return v.value
 }

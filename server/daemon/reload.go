@@ -15,14 +15,16 @@ package daemon
 // The files' content is polled rather than watched with inotify
 // (fsnotify): Kubernetes updates a Secret or ConfigMap volume, which is
 // what cert-manager and most SPIFFE helpers write to, by pointing a
-// "..data" symlink at a new directory. The path's own inode never changes,
-// so a watch on the file sees nothing, and is lost when the old directory
-// is removed; watching the directory instead works on Linux but not on
-// every filesystem a volume may be (NFS, FUSE, container file sharing).
-// Reading a few kilobytes every few seconds costs nothing, sees every kind
-// of update on every filesystem and needs no dependency; the price is up
-// to one interval of delay, nothing against certificates renewed days
-// before they expire.
+// "..data" symlink at a new directory. The file a path resolved to is
+// never written; the path comes to resolve to another file. A watch on the
+// path (inotify follows the symlink) sees no write, only the old file's
+// removal, after which the watch is gone and must be set up again;
+// watching directories instead works on Linux, but not on every filesystem
+// a volume may be (NFS, FUSE, container file sharing). Reading a few
+// kilobytes every few seconds costs nothing, sees every kind of update on
+// every filesystem and needs no dependency; the price is up to one
+// interval of delay, nothing against certificates renewed days before
+// they expire.
 //
 // A reload parses the bytes it read and swaps the result in atomically:
 // new TLS handshakes use the new certificate and client CAs while

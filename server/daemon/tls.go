@@ -60,6 +60,11 @@ func (s *serverTLS) apply(contents [][]byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("-tls-cert/-tls-key: %w", err)
 	}
+	if cert.Leaf == nil { // GODEBUG=x509keypairleaf=0
+		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return "", fmt.Errorf("-tls-cert: %w", err)
+		}
+	}
 	conf := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
