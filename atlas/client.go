@@ -26,8 +26,8 @@ type Client struct {
 	retry     RetryPolicy
 	hc        *http.Client     // Timeout 0: timeout bounds each attempt instead
 	timeout   time.Duration    // the HTTP client's Timeout, 0 for none
-	digest    *digestTransport // nil unless WithDigest
-	bearer    *bearerTransport // nil unless WithServiceAccount
+	digest    *digestTransport // nil unless WithDigest or WithDigestSource
+	bearer    *bearerTransport // nil unless WithServiceAccount or WithServiceAccountSource
 }
 
 // ClientStats counts authentication work a Client has done.
@@ -35,14 +35,16 @@ type ClientStats struct {
 	// Challenges is the number of 401 digest challenges answered.
 	Challenges int64
 	// StaleRetries is the number of requests resent because Atlas rejected
-	// the cached digest nonce (expired, or its count arrived out of order).
+	// the cached digest nonce (expired, or its count arrived out of order)
+	// or the key signed with it (revoked after a rotation).
 	StaleRetries int64
 	// TokenFetches is the number of service-account tokens obtained.
 	TokenFetches int64
 }
 
-// NewClient returns a Client configured by opts. Exactly one of WithDigest
-// and WithServiceAccount must be given; an invalid option or a missing or
+// NewClient returns a Client configured by opts. Exactly one auth option
+// (WithDigest, WithDigestSource, WithServiceAccount or
+// WithServiceAccountSource) must be given; an invalid option or a missing or
 // doubled auth mode is an error.
 func NewClient(opts ...Option) (*Client, error) {
 	s := settings{
@@ -59,10 +61,10 @@ func NewClient(opts ...Option) (*Client, error) {
 		}
 	}
 	switch {
-	case s.digestSet && s.serviceSet:
-		return nil, errors.New("atlas: NewClient: WithDigest and WithServiceAccount are mutually exclusive")
-	case !s.digestSet && !s.serviceSet:
-		return nil, errors.New("atlas: NewClient: no credentials: use WithDigest or WithServiceAccount")
+	case s.digest != nil && s.service != nil:
+		return nil, errors.New("atlas: NewClient: an API key (WithDigest, WithDigestSource) and a service account (WithServiceAccount, WithServiceAccountSource) are mutually exclusive")
+	case s.digest == nil && s.service == nil:
+		return nil, errors.New("atlas: NewClient: no credentials: use WithDigest or WithServiceAccount (or their Source forms)")
 	}
 	if s.baseURL == nil {
 		u, _ := url.Parse(DefaultBaseURL)
@@ -97,11 +99,11 @@ func NewClient(opts ...Option) (*Client, error) {
 	// the request's context instead, as http.Client itself does for an
 	// *http.Transport.
 	c.hc.Timeout = 0
-	if s.digestSet {
-		c.digest = &digestTransport{next: base, host: c.base.Host, username: s.publicKey, password: s.privateKey}
+	if s.digest != nil {
+		c.digest = &digestTransport{next: base, host: c.base.Host, source: s.digest}
 		c.hc.Transport = c.digest
 	} else {
-		c.bearer = newBearerTransport(base, c.base.String(), c.base.Host, s.clientID, s.secret)
+		c.bearer = newBearerTransport(base, c.base.String(), c.base.Host, s.service)
 		c.hc.Transport = c.bearer
 	}
 	return c, nil

@@ -38,6 +38,12 @@
 // transparently. WithServiceAccount uses OAuth 2.0 client credentials and
 // caches the token until shortly before it expires. Stats reports both.
 //
+// WithDigestSource and WithServiceAccountSource take a CredentialSource
+// instead of fixed values: the client asks it again whenever it
+// authenticates anew (a digest challenge, a token fetch), so that rotated
+// credentials, such as a mounted Kubernetes Secret, are used without a new
+// Client.
+//
 // # Retries
 //
 // Calls are retried with exponential backoff and jitter within a budget

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/encryptiond/encryptiond/atlas"
 	"github.com/encryptiond/encryptiond/atlas/atlastest"
@@ -54,4 +57,42 @@ func Example() {
 	// region: US_EAST_1 true <nil>
 	// 400 MISSING_ATTRIBUTE 6 fields
 	// {Challenges:1 StaleRetries:0 TokenFetches:0}
+}
+
+// A service account whose secret is a file that something else rotates (a
+// mounted Kubernetes Secret, say): the client reads it at each token
+// fetch, so it picks up a new secret without being rebuilt.
+func ExampleWithServiceAccountSource() {
+	dir, err := os.MkdirTemp("", "atlas-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	secretFile := filepath.Join(dir, "client-secret")
+	if err := os.WriteFile(secretFile, []byte("mdb_sa_sk_example\n"), 0o600); err != nil {
+		fmt.Println(err)
+		return
+	}
+	emu := atlastest.NewEmulator(atlastest.EmulatorConfig{ClientID: "mdb_sa_id_example", ClientSecret: "mdb_sa_sk_example", AutoCreateGroups: true})
+	srv := httptest.NewServer(emu)
+	defer srv.Close()
+
+	source := func() (id, secret string, err error) {
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return "", "", err // names the file, never its content
+		}
+		return "mdb_sa_id_example", strings.TrimSuffix(string(b), "\n"), nil
+	}
+	c, err := atlas.NewClient(atlas.WithBaseURL(srv.URL), atlas.WithServiceAccountSource(source))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.CloseIdleConnections()
+	_, err = c.GetEncryptionAtRest(context.Background(), "5f4e3d2c1b0a998877665544")
+	fmt.Println("get:", err)
+	// Output:
+	// get: <nil>
 }

@@ -22,11 +22,15 @@ import (
 // was created with: a token fetch would ignore the caller's deadline and
 // cancellation. Here each fetch runs under the context of the call that
 // needs it, one fetch at a time.
+//
+// The client id and secret come from a CredentialSource, read at each
+// fetch, so that a rotated secret is used for the next token.
 type bearerTransport struct {
-	next   http.RoundTripper // for resource requests
-	host   string            // host:port of the base URL; only it gets the token
-	config *clientcredentials.Config
-	client *http.Client // for token requests
+	next     http.RoundTripper // for resource requests
+	host     string            // host:port of the base URL; only it gets the token
+	tokenURL string
+	source   CredentialSource
+	client   *http.Client // for token requests
 
 	fetching chan struct{} // holds one token while a fetch is under way
 
@@ -37,16 +41,12 @@ type bearerTransport struct {
 	fetches atomic.Int64
 }
 
-func newBearerTransport(next http.RoundTripper, base, host, clientID, secret string) *bearerTransport {
+func newBearerTransport(next http.RoundTripper, base, host string, source CredentialSource) *bearerTransport {
 	return &bearerTransport{
-		next: next,
-		host: host,
-		config: &clientcredentials.Config{
-			ClientID:     clientID,
-			ClientSecret: secret,
-			TokenURL:     base + "/api/oauth/token",
-			AuthStyle:    oauth2.AuthStyleInHeader,
-		},
+		next:     next,
+		host:     host,
+		tokenURL: base + "/api/oauth/token",
+		source:   source,
 		client:   &http.Client{Transport: next},
 		fetching: make(chan struct{}, 1),
 	}
@@ -104,7 +104,7 @@ func (t *bearerTransport) current(ctx context.Context, method string, refused *o
 		return tok, nil
 	}
 	start := time.Now()
-	tok, err := t.config.Token(context.WithValue(ctx, oauth2.HTTPClient, t.client))
+	tok, err := t.fetch(ctx)
 	if err != nil {
 		return nil, tokenError(method, err)
 	}
@@ -120,6 +120,37 @@ func (t *bearerTransport) current(ctx context.Context, method string, refused *o
 	t.renewAt = start.Add(life - min(time.Minute, life/10))
 	t.mu.Unlock()
 	return tok, nil
+}
+
+// fetch obtains a token with the client id and secret the source returns
+// now. If Atlas refuses them (401) and the source has meanwhile returned
+// different ones (a rotation caught half way), it asks once more with those.
+func (t *bearerTransport) fetch(ctx context.Context) (*oauth2.Token, error) {
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, t.client)
+	id, secret, err := t.source.credentials("service account")
+	if err != nil {
+		return nil, err
+	}
+	tok, err := t.config(id, secret).Token(ctx)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response == nil || re.Response.StatusCode != http.StatusUnauthorized {
+		return tok, err
+	}
+	nextID, nextSecret, rerr := t.source.credentials("service account")
+	if rerr != nil || nextID == id && nextSecret == secret {
+		return nil, err
+	}
+	return t.config(nextID, nextSecret).Token(ctx)
+}
+
+// config is the client-credentials configuration for id and secret.
+func (t *bearerTransport) config(id, secret string) *clientcredentials.Config {
+	return &clientcredentials.Config{
+		ClientID:     id,
+		ClientSecret: secret,
+		TokenURL:     t.tokenURL,
+		AuthStyle:    oauth2.AuthStyleInHeader,
+	}
 }
 
 func (t *bearerTransport) cachedToken(refused *oauth2.Token) *oauth2.Token {

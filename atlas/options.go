@@ -61,10 +61,37 @@ type settings struct {
 	observer   func(Exchange)
 	h2c        bool
 
-	digestSet             bool
-	publicKey, privateKey string
-	serviceSet            bool
-	clientID, secret      string
+	// digest and service return the credentials of the auth mode chosen;
+	// at most one is set.
+	digest, service CredentialSource
+}
+
+// A CredentialSource returns a pair of credentials: an API key's public
+// and private key for WithDigestSource, a service account's client id and
+// secret for WithServiceAccountSource. The Client calls it whenever it
+// authenticates anew, so that it may return rotated credentials; it must
+// be safe for concurrent use and should be quick (reading a small file is).
+// An error, or an empty value, fails the call as one never sent (Atlas saw
+// at most an unauthenticated request), and the error is wrapped in the
+// call's, so it must not contain a secret.
+type CredentialSource func() (id, secret string, err error)
+
+// staticCredentials is the source of credentials that never change.
+func staticCredentials(id, secret string) CredentialSource {
+	return func() (string, string, error) { return id, secret, nil }
+}
+
+// credentials calls source and refuses an empty value. what names the
+// pair in the error: "API key", "service account".
+func (source CredentialSource) credentials(what string) (id, secret string, err error) {
+	id, secret, err = source()
+	switch {
+	case err != nil:
+		return "", "", fmt.Errorf("atlas: reading the %s: %w", what, err)
+	case id == "" || secret == "":
+		return "", "", fmt.Errorf("atlas: the %s source returned an empty value", what)
+	}
+	return id, secret, nil
 }
 
 // WithBaseURL sets the Atlas host, e.g. an emulator's "http://127.0.0.1:8090".
@@ -103,15 +130,35 @@ func WithAPIVersion(v APIVersion) Option {
 
 // WithDigest authenticates with a programmatic API key over HTTP Digest
 // (realm "MMS Public API", MD5, qop=auth). The server's challenge is reused
-// across calls, so a warm call costs one HTTP exchange. Exactly one of
-// WithDigest and WithServiceAccount must be given.
+// across calls, so a warm call costs one HTTP exchange. Exactly one of the
+// four auth options (WithDigest, WithDigestSource, WithServiceAccount,
+// WithServiceAccountSource) must be given.
 func WithDigest(publicKey, privateKey string) Option {
 	return optionFunc(func(s *settings) error {
 		if publicKey == "" || privateKey == "" {
 			return errors.New("atlas: WithDigest: public and private key must not be empty")
 		}
-		s.digestSet = true
-		s.publicKey, s.privateKey = publicKey, privateKey
+		s.digest = staticCredentials(publicKey, privateKey)
+		return nil
+	})
+}
+
+// WithDigestSource authenticates like WithDigest with the API key that
+// source returns (public key, private key) when the client answers a
+// digest challenge: on the first call, when Atlas replaces an expired
+// nonce, and when Atlas refuses the key. A refused request is resent once
+// under the key source returns then, and once more if Atlas refuses that
+// one too and source has meanwhile changed its answer. So a rotated key
+// (a file a Kubernetes Secret mounts, say) is picked up at the next
+// challenge, without a new Client; calls go on with the key in use until
+// Atlas refuses it or its nonce expires. Default: none; exactly one of the
+// four auth options must be given.
+func WithDigestSource(source CredentialSource) Option {
+	return optionFunc(func(s *settings) error {
+		if source == nil {
+			return errors.New("atlas: WithDigestSource: nil source")
+		}
+		s.digest = source
 		return nil
 	})
 }
@@ -119,15 +166,33 @@ func WithDigest(publicKey, privateKey string) Option {
 // WithServiceAccount authenticates as an Atlas service account with the
 // OAuth 2.0 client-credentials flow at {base}/api/oauth/token. The access
 // token is cached and renewed shortly before it expires (Atlas allows at most
-// 100 live tokens per service account). Exactly one of WithDigest and
-// WithServiceAccount must be given.
+// 100 live tokens per service account). Exactly one of the four auth
+// options (WithDigest, WithDigestSource, WithServiceAccount,
+// WithServiceAccountSource) must be given.
 func WithServiceAccount(clientID, clientSecret string) Option {
 	return optionFunc(func(s *settings) error {
 		if clientID == "" || clientSecret == "" {
 			return errors.New("atlas: WithServiceAccount: client id and secret must not be empty")
 		}
-		s.serviceSet = true
-		s.clientID, s.secret = clientID, clientSecret
+		s.service = staticCredentials(clientID, clientSecret)
+		return nil
+	})
+}
+
+// WithServiceAccountSource authenticates like WithServiceAccount with the
+// client id and secret that source returns whenever the client fetches a
+// token: on the first call, shortly before the token expires, and when
+// Atlas refuses the token. A token request refused with 401 is sent once
+// more if source has meanwhile changed its answer. So a rotated secret (a
+// file a Kubernetes Secret mounts, say) is picked up at the next token
+// fetch, without a new Client. Default: none; exactly one of the four
+// auth options must be given.
+func WithServiceAccountSource(source CredentialSource) Option {
+	return optionFunc(func(s *settings) error {
+		if source == nil {
+			return errors.New("atlas: WithServiceAccountSource: nil source")
+		}
+		s.service = source
 		return nil
 	})
 }

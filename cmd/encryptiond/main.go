@@ -20,7 +20,11 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	// SIGHUP reloads the TLS files and the policy; caught, it no longer
+	// ends the process, from here on.
+	reload := make(chan os.Signal, 1)
+	signal.Notify(reload, syscall.SIGHUP)
+	if err := run(ctx, os.Args[1:], os.Getenv, reload, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "encryptiond:", err)
 		stop()
 		os.Exit(exitCode(err))
@@ -42,8 +46,9 @@ func exitCode(err error) int {
 }
 
 // run parses the configuration, builds the logger and runs the daemon until
-// ctx ends. Logs go to stderr; -help and the -dev banner to stdout.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// ctx ends; each value from reload makes it reload its files. Logs go to
+// stderr; -help and the -dev banner to stdout.
+func run(ctx context.Context, args []string, getenv func(string) string, reload <-chan os.Signal, stdout, stderr io.Writer) error {
 	cfg, err := daemon.ParseConfig(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		_, err = io.WriteString(stdout, daemon.Usage())
@@ -52,5 +57,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return usageError{err}
 	}
+	cfg.Reload = reload
 	return daemon.Run(ctx, cfg, daemon.NewLogger(cfg, stderr), stdout)
 }

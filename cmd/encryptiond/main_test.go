@@ -41,7 +41,7 @@ func TestRunRefusesMissingCredentials(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var stdout, stderr bytes.Buffer
-			err := run(t.Context(), nil, func(k string) string { return tt.env[k] }, &stdout, &stderr)
+			err := run(t.Context(), nil, func(k string) string { return tt.env[k] }, nil, &stdout, &stderr)
 			if err == nil || exitCode(err) == 0 {
 				t.Fatalf("run() = %v, want an error with a non-zero exit code", err)
 			}
@@ -57,13 +57,47 @@ func TestRunRefusesMissingCredentials(t *testing.T) {
 	}
 }
 
+// TestRunRefusesCredentialFileErrors: a variable set together with its
+// _FILE form, or a _FILE that cannot be read, is a usage error (exit 2)
+// naming the variables.
+func TestRunRefusesCredentialFileErrors(t *testing.T) {
+	t.Parallel()
+	absent := filepath.Join(t.TempDir(), "absent")
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"a variable and its _FILE form", map[string]string{daemon.EnvClientID: "id", daemon.EnvClientSecret: "s3cr3t", daemon.EnvClientSecretFile: absent},
+			[]string{daemon.EnvClientSecret, daemon.EnvClientSecretFile}},
+		{"a file that cannot be read", map[string]string{daemon.EnvClientID: "id", daemon.EnvClientSecretFile: absent},
+			[]string{daemon.EnvClientSecretFile, absent}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), nil, func(k string) string { return tt.env[k] }, nil, &stdout, &stderr)
+			if err == nil || exitCode(err) != 2 {
+				t.Fatalf("run() = %v, want an error with exit code 2", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("run() = %q, want it to name %s", err, w)
+				}
+			}
+		})
+	}
+}
+
 func TestRunHelp(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
-	if err := run(t.Context(), []string{"-help"}, func(string) string { return "" }, &stdout, &stderr); err != nil {
+	if err := run(t.Context(), []string{"-help"}, func(string) string { return "" }, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("run(-help) = %v, want nil", err)
 	}
-	if !strings.Contains(stdout.String(), "-tls-client-ca") || !strings.Contains(stdout.String(), daemon.EnvClientSecret) {
+	if !strings.Contains(stdout.String(), "-tls-client-ca") || !strings.Contains(stdout.String(), daemon.EnvClientSecretFile) ||
+		!strings.Contains(stdout.String(), "SIGHUP") {
 		t.Errorf("run(-help) printed %q, want the usage", stdout.String())
 	}
 }

@@ -5,7 +5,9 @@
 // gRPC server) share it.
 //
 // Start with NewInterceptor and Config; LoadPolicy reads the policy file
-// (see ParsePolicy for its format). The interceptor covers the methods of
+// (see ParsePolicy for its format), and Interceptor.SetPolicy replaces the
+// policy of a running interceptor, for a policy file reloaded while
+// serving. The interceptor covers the methods of
 // atlas.encryption.v1.EncryptionService only; health and reflection pass
 // through untouched.
 //
@@ -60,6 +62,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -130,31 +133,49 @@ func burstOf(cfg Config) int {
 	return max(1, int(math.Ceil(cfg.RateLimit)))
 }
 
-// interceptor is the state of the interceptor NewInterceptor returns.
-type interceptor struct {
+// Interceptor authenticates, rate-limits and authorizes calls of the
+// encryption service; install its Intercept method as a unary server
+// interceptor. Its policy can be replaced while it serves (SetPolicy): each
+// call is decided under one policy, the one in force when it arrived. It is
+// safe for concurrent use.
+type Interceptor struct {
 	authenticate bool
-	policy       *Policy
-	buckets      *buckets // nil without a rate limit
+	policy       atomic.Pointer[Policy] // nil: every authenticated caller may read
+	buckets      *buckets               // nil without a rate limit
 	now          func() time.Time
 }
 
-// NewInterceptor returns the unary server interceptor that authenticates,
-// rate-limits and authorizes calls of the encryption service as cfg says.
-// It fails on a configuration it cannot enforce: a policy without
-// Authenticate, a negative or infinite rate, a negative burst, or an
-// encryption service with a method it does not know how to classify.
-func NewInterceptor(cfg Config) (grpc.UnaryServerInterceptor, error) {
-	i, err := newInterceptor(cfg, time.Now)
-	if err != nil {
-		return nil, err
-	}
-	return i.intercept, nil
+// NewInterceptor returns the interceptor that authenticates, rate-limits
+// and authorizes calls of the encryption service as cfg says. It fails on a
+// configuration it cannot enforce: a policy without Authenticate, a
+// negative or infinite rate, a negative burst, or an encryption service
+// with a method it does not know how to classify.
+func NewInterceptor(cfg Config) (*Interceptor, error) {
+	return newInterceptor(cfg, time.Now)
 }
 
-func newInterceptor(cfg Config, now func() time.Time) (*interceptor, error) {
+// SetPolicy makes p the policy of the calls that arrive from now on; calls
+// already past the interceptor are not affected. A nil p is the policy
+// without a file (every authenticated caller may read, nobody may change).
+// It fails, changing nothing, when p is not nil and the interceptor does
+// not authenticate callers: a policy names callers by identity.
+func (i *Interceptor) SetPolicy(p *Policy) error {
+	if p != nil && !i.authenticate {
+		return errPolicyWithoutAuthentication
+	}
+	i.policy.Store(p)
+	return nil
+}
+
+// Policy returns the policy in force.
+func (i *Interceptor) Policy() *Policy { return i.policy.Load() }
+
+var errPolicyWithoutAuthentication = errors.New("authz: a policy needs authenticated callers (mutual TLS)")
+
+func newInterceptor(cfg Config, now func() time.Time) (*Interceptor, error) {
 	switch {
 	case cfg.Policy != nil && !cfg.Authenticate:
-		return nil, errors.New("authz: a policy needs authenticated callers (mutual TLS)")
+		return nil, errPolicyWithoutAuthentication
 	case math.IsNaN(cfg.RateLimit) || math.IsInf(cfg.RateLimit, 0) || cfg.RateLimit < 0:
 		return nil, fmt.Errorf("authz: rate limit %v: want a finite number of calls per second, 0 for unlimited", cfg.RateLimit)
 	case cfg.Burst < 0:
@@ -165,7 +186,8 @@ func newInterceptor(cfg Config, now func() time.Time) (*interceptor, error) {
 	if err := checkService(&encryptionv1.EncryptionService_ServiceDesc); err != nil {
 		return nil, err
 	}
-	i := &interceptor{authenticate: cfg.Authenticate, policy: cfg.Policy, now: now}
+	i := &Interceptor{authenticate: cfg.Authenticate, now: now}
+	i.policy.Store(cfg.Policy)
 	if cfg.RateLimit > 0 {
 		maxCallers := cfg.MaxCallers
 		if maxCallers == 0 {
@@ -193,7 +215,10 @@ func checkService(sd *grpc.ServiceDesc) error {
 // servicePrefix is the prefix of the methods the interceptor covers.
 var servicePrefix = "/" + encryptionv1.EncryptionService_ServiceDesc.ServiceName + "/"
 
-func (i *interceptor) intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+// Intercept is the grpc.UnaryServerInterceptor: it lets a call of the
+// encryption service through to handler, or refuses it, as the package
+// documentation says; other services' calls pass untouched.
+func (i *Interceptor) Intercept(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if !strings.HasPrefix(info.FullMethod, servicePrefix) {
 		return handler(ctx, req)
 	}
@@ -205,7 +230,7 @@ func (i *interceptor) intercept(ctx context.Context, req any, info *grpc.UnarySe
 
 // decide returns nil if the call of method with req may go ahead, or the
 // status refusing it.
-func (i *interceptor) decide(ctx context.Context, method string, req any) error {
+func (i *Interceptor) decide(ctx context.Context, method string, req any) error {
 	id := caller.FromContext(ctx)
 	var groupID string
 	if r, ok := req.(interface{ GetGroupId() string }); ok {
@@ -232,7 +257,7 @@ func (i *interceptor) decide(ctx context.Context, method string, req any) error 
 				failure.RetryInfo(wait))
 		}
 	}
-	if i.authenticate && !i.policy.Allows(id, groupID, action) {
+	if i.authenticate && !i.policy.Load().Allows(id, groupID, action) {
 		return refusal(codes.PermissionDenied, failure.ReasonPermissionDenied, http.StatusForbidden, groupID,
 			fmt.Sprintf("caller %s may not %s project %s", printable(id), action.verb(), printable(groupID)))
 	}

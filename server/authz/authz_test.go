@@ -243,7 +243,7 @@ func TestInterceptor(t *testing.T) {
 			if err != nil {
 				t.Fatalf("NewInterceptor(%+v) = %v", tt.cfg, err)
 			}
-			ts := startServer(t, authz)
+			ts := startServer(t, authz.Intercept)
 			err = ts.call(t.Context(), tt.identity, tt.group, tt.action)
 			call := tt.action.String() + " " + tt.group + " as " + tt.identity
 			if tt.want == nil {
@@ -294,7 +294,7 @@ func TestInterceptorRateLimit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("newInterceptor(%+v) = %v", cfg, err)
 	}
-	ts := startServer(t, i.intercept)
+	ts := startServer(t, i.Intercept)
 	ctx := t.Context()
 
 	if err := ts.call(ctx, auditor, group1, Read); err != nil {
@@ -344,7 +344,7 @@ func TestInterceptorRateLimitOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, i.intercept)
+	ts := startServer(t, i.Intercept)
 	if err := ts.call(t.Context(), "", group1, Write); err != nil {
 		t.Fatalf("first anonymous write = %v, want nil", err)
 	}
@@ -361,7 +361,7 @@ func TestHealthAndReflectionNotGated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, i.intercept)
+	ts := startServer(t, i.Intercept)
 	ctx := t.Context()
 
 	// Anonymous, and more often than the rate limit allows.
@@ -406,7 +406,7 @@ func TestRefusalBoundsEcho(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, authz)
+	ts := startServer(t, authz.Intercept)
 	long := strings.Repeat("é", 1000) // 2000 bytes; a byte cut would split a character
 	err = ts.call(t.Context(), auditor, long, Write)
 	if status.Code(err) != codes.PermissionDenied {
@@ -474,7 +474,7 @@ func TestUnknownMethodDenied(t *testing.T) {
 	}
 	info := &grpc.UnaryServerInfo{FullMethod: servicePrefix + "DeleteEncryptionAtRest"}
 	handler := func(context.Context, any) (any, error) { return nil, nil }
-	_, err = i.intercept(t.Context(), &encryptionv1.GetEncryptionAtRestRequest{GroupId: group1}, info, handler)
+	_, err = i.Intercept(t.Context(), &encryptionv1.GetEncryptionAtRestRequest{GroupId: group1}, info, handler)
 	checkRefusal(t, "DeleteEncryptionAtRest", err, refused{codes.PermissionDenied, "not covered by the authorization policy",
 		failure.ReasonPermissionDenied, map[string]string{"httpStatus": "403", "groupId": group1}})
 }

@@ -53,8 +53,10 @@ const (
 	AllGroups   = "*"
 )
 
-// maxPolicySize bounds what LoadPolicy reads: a policy is a few kilobytes.
-const maxPolicySize = 1 << 20
+// MaxPolicySize bounds a policy file, in bytes: a policy is a few
+// kilobytes. LoadPolicy refuses a larger file; so should whoever reads one
+// for ParsePolicy.
+const MaxPolicySize = 1 << 20
 
 // Policy maps caller identities to the projects they may read and change.
 // It is immutable and safe for concurrent use. A nil *Policy is the policy
@@ -104,12 +106,12 @@ func LoadPolicy(path string) (*Policy, error) {
 		return nil, fmt.Errorf("authz policy: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxPolicySize+1))
+	data, err := io.ReadAll(io.LimitReader(f, MaxPolicySize+1))
 	if err != nil {
 		return nil, fmt.Errorf("authz policy %s: %w", path, err)
 	}
-	if len(data) > maxPolicySize {
-		return nil, fmt.Errorf("authz policy %s: larger than %d bytes", path, maxPolicySize)
+	if len(data) > MaxPolicySize {
+		return nil, fmt.Errorf("authz policy %s: larger than %d bytes", path, MaxPolicySize)
 	}
 	p, err := ParsePolicy(data)
 	if err != nil {

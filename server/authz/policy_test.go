@@ -157,7 +157,7 @@ func TestLoadPolicy(t *testing.T) {
 	}{
 		{"missing", filepath.Join(dir, "missing.yaml"), "no such file"},
 		{"bad", write("bad.json", `{"callers": [{"identity": ""}]}`), "bad.json: authz policy: line 1: callers[0].identity: empty"},
-		{"too large", write("large.yaml", "# "+strings.Repeat("x", maxPolicySize)+"\ncallers: []\n"), "larger than"},
+		{"too large", write("large.yaml", "# "+strings.Repeat("x", MaxPolicySize)+"\ncallers: []\n"), "larger than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

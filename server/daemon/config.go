@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -17,7 +17,8 @@ import (
 )
 
 // Environment variables read by ParseConfig. Credentials come only from the
-// environment, never from flags, which any user could read in ps.
+// environment (or files it names, credentials.go), never from flags, which
+// any user could read in ps.
 const (
 	EnvPublicKey    = "MONGODB_ATLAS_PUBLIC_API_KEY"
 	EnvPrivateKey   = "MONGODB_ATLAS_PRIVATE_API_KEY"
@@ -93,13 +94,23 @@ type Config struct {
 	// RateBurst is how many calls a caller may make at once (-rate-burst);
 	// 0 means the rate limit rounded up.
 	RateBurst int
-	// Credentials authenticate to Atlas; from the environment only.
+	// ReloadInterval is how often the TLS files and the policy file are
+	// read to see whether they changed, and reloaded if they did
+	// (-reload-interval; reload.go). 0 turns polling off; Reload still
+	// works.
+	ReloadInterval time.Duration
+	// Credentials authenticate to Atlas; from the environment only, each
+	// value directly or from the file its _FILE variable names.
 	Credentials Credentials
 
 	// OnReady, if not nil, is called once both servers accept connections,
 	// with the addresses they are bound to (and the emulator's with Dev).
 	// Not a flag: tests and benchmarks wait on it.
 	OnReady func(Addrs)
+	// Reload, if not nil, makes the serving daemon read the TLS files and
+	// the policy file again each time it delivers a value, whether they
+	// changed or not. Not a flag: cmd/encryptiond delivers SIGHUP here.
+	Reload <-chan os.Signal
 }
 
 // Addrs are the addresses the daemon listens on.
@@ -110,38 +121,6 @@ type Addrs struct {
 	// Atlas is the base URL of the Atlas API in use (the emulator's in -dev).
 	Atlas string
 }
-
-// Credentials authenticate the daemon to Atlas: either a programmatic API
-// key (digest) or a service account (OAuth 2.0 client credentials). Its
-// String, GoString and LogValue never show a secret.
-type Credentials struct {
-	PublicKey, PrivateKey  string
-	ClientID, ClientSecret string
-}
-
-// Mode names the kind of credentials: "digest", "service-account" or "none".
-func (c Credentials) Mode() string {
-	switch {
-	case c.PublicKey != "":
-		return "digest"
-	case c.ClientID != "":
-		return "service-account"
-	}
-	return "none"
-}
-
-// String describes c without its secrets.
-func (c Credentials) String() string { return "credentials(" + c.Mode() + ")" }
-
-// GoString describes c without its secrets, for %#v.
-func (c Credentials) GoString() string { return c.String() }
-
-// LogValue describes c without its secrets, for slog.
-func (c Credentials) LogValue() slog.Value { return slog.StringValue(c.String()) }
-
-// MarshalJSON describes c without its secrets, for a Config marshalled
-// whole (slog's JSON handler does that with a struct).
-func (c Credentials) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
 
 // ParseConfig parses the command-line arguments (without the program name)
 // and the environment, read through getenv. It returns flag.ErrHelp for
@@ -198,6 +177,9 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.RateBurst < 0 {
 		return Config{}, fmt.Errorf("-rate-burst %d: want 0 or more", cfg.RateBurst)
 	}
+	if cfg.ReloadInterval < 0 {
+		return Config{}, fmt.Errorf("-reload-interval %v: want 0 (off) or a positive duration", cfg.ReloadInterval)
+	}
 	if cfg.Dev {
 		// -dev is open to any caller: keep it on loopback unless told otherwise.
 		cfg.GRPCAddr, cfg.HTTPAddr = loopback(cfg.GRPCAddr), loopback(cfg.HTTPAddr)
@@ -222,41 +204,6 @@ func loopback(addr string) string {
 		return net.JoinHostPort("127.0.0.1", port)
 	}
 	return addr
-}
-
-// credentialsFromEnv reads exactly one complete pair of credentials.
-func credentialsFromEnv(getenv func(string) string) (Credentials, error) {
-	c := Credentials{
-		PublicKey:    getenv(EnvPublicKey),
-		PrivateKey:   getenv(EnvPrivateKey),
-		ClientID:     getenv(EnvClientID),
-		ClientSecret: getenv(EnvClientSecret),
-	}
-	digest := c.PublicKey != "" || c.PrivateKey != ""
-	service := c.ClientID != "" || c.ClientSecret != ""
-	switch {
-	case digest && service:
-		return Credentials{}, fmt.Errorf("Atlas credentials: both an API key (%s, %s) and a service account (%s, %s) are set: set exactly one pair",
-			EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret)
-	case digest && (c.PublicKey == "" || c.PrivateKey == ""):
-		return Credentials{}, fmt.Errorf("Atlas credentials: %s and %s must be set together; %s is missing",
-			EnvPublicKey, EnvPrivateKey, missing(c.PublicKey, EnvPublicKey, EnvPrivateKey))
-	case service && (c.ClientID == "" || c.ClientSecret == ""):
-		return Credentials{}, fmt.Errorf("Atlas credentials: %s and %s must be set together; %s is missing",
-			EnvClientID, EnvClientSecret, missing(c.ClientID, EnvClientID, EnvClientSecret))
-	case !digest && !service:
-		return Credentials{}, fmt.Errorf("no Atlas credentials: set %s and %s (API key), or %s and %s (service account); or run with -dev to use the built-in emulator",
-			EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret)
-	}
-	return c, nil
-}
-
-// missing names the absent half of a pair whose first value is first.
-func missing(first, firstName, secondName string) string {
-	if first == "" {
-		return firstName
-	}
-	return secondName
 }
 
 // newFlagSet declares every flag, bound to cfg with its default.
@@ -286,6 +233,7 @@ func newFlagSet(cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.AuthzPolicy, "authz-policy", "", "authorization policy `file` (YAML or JSON) mapping client certificate identities to the projects they may read and change; needs -tls-client-ca. Without it, under mutual TLS, every authenticated caller may read and nobody may change (default none)")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "average `calls` per second each caller may make; 0 is unlimited (default 0)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "`calls` a caller may make at once; 0 is -rate-limit rounded up (default 0)")
+	fs.DurationVar(&cfg.ReloadInterval, "reload-interval", DefaultReloadInterval, "how often the -tls-cert, -tls-key, -tls-client-ca and -authz-policy files are read to see whether they changed; a change is applied without a restart (new connections get the new certificate, established ones keep theirs), one that fails to load is logged and the previous configuration stays; 0 turns this off (SIGHUP still reloads)")
 	return fs
 }
 
@@ -312,13 +260,27 @@ Environment (credentials are read only from here, never from flags):
         Atlas service account (OAuth 2.0 client credentials).
         Set exactly one of the two pairs; without -dev, a missing pair, half a
         pair or both pairs stop the daemon at once. No defaults.
+  %s, %s,
+  %s, %s
+        Files holding those values instead (the content, without one trailing
+        newline), such as a mounted Kubernetes Secret. A file is read again
+        whenever the daemon authenticates to Atlas anew (a digest challenge,
+        including Atlas refusing a revoked key; a service-account token
+        fetch), so a rotated Secret is used without a restart. Setting a
+        variable and its _FILE form, or a file that cannot be read or is
+        empty, stops the daemon at start. No defaults.
   %s
         Atlas base URL, used when -atlas-base-url is not given
         (default %s).
 
 Signals: SIGTERM or SIGINT stops the daemon gracefully (see -shutdown-timeout);
-it exits 0.
-`, EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret, EnvBaseURL, atlas.DefaultBaseURL)
+it exits 0. SIGHUP reads the -tls-cert, -tls-key, -tls-client-ca and
+-authz-policy files again at once, as -reload-interval does when they change:
+what loads is applied without dropping connections, what fails is logged and
+the previous configuration stays in force.
+`, EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret,
+		EnvPublicKeyFile, EnvPrivateKeyFile, EnvClientIDFile, EnvClientSecretFile,
+		EnvBaseURL, atlas.DefaultBaseURL)
 	return b.String()
 }
 

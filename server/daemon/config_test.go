@@ -36,6 +36,7 @@ func TestParseConfig(t *testing.T) {
 
 		AtlasRetryMaxElapsed:        10 * time.Second,
 		AtlasRolePropagationTimeout: 3 * time.Minute,
+		ReloadInterval:              DefaultReloadInterval,
 	}
 	with := func(f func(*Config)) Config {
 		c := defaults
@@ -61,7 +62,7 @@ func TestParseConfig(t *testing.T) {
 				"-atlas-api-version", "v1.0", "-log-format", "text", "-log-level", "debug", "-shutdown-timeout", "3s",
 				"-tls-cert", "c.pem", "-tls-key", "k.pem", "-tls-client-ca", "ca.pem",
 				"-authz-policy", "policy.yaml", "-rate-limit", "2.5", "-rate-burst", "5",
-				"-atlas-retry-max-elapsed", "1500ms", "-atlas-h2c",
+				"-atlas-retry-max-elapsed", "1500ms", "-atlas-h2c", "-reload-interval", "1m",
 			},
 			env: digestEnv,
 			want: with(func(c *Config) {
@@ -71,6 +72,7 @@ func TestParseConfig(t *testing.T) {
 				c.AuthzPolicy, c.RateLimit, c.RateBurst = "policy.yaml", 2.5, 5
 				c.AtlasRetryMaxElapsed = 1500 * time.Millisecond
 				c.AtlasH2C = true
+				c.ReloadInterval = time.Minute
 			}),
 		},
 		{
@@ -146,6 +148,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "policy without mutual TLS", args: []string{"-authz-policy", "p.yaml"}, env: digestEnv, want: []string{"-authz-policy", "-tls-client-ca"}},
 		{name: "negative rate limit", args: []string{"-rate-limit", "-1"}, env: digestEnv, want: []string{"-rate-limit"}},
 		{name: "negative burst", args: []string{"-rate-burst", "-1"}, env: digestEnv, want: []string{"-rate-burst"}},
+		{name: "negative reload interval", args: []string{"-reload-interval", "-1s"}, env: digestEnv, want: []string{"-reload-interval"}},
 		{name: "unknown flag", args: []string{"-public-key", "x"}, env: digestEnv, want: []string{"public-key"}},
 		{name: "argument", args: []string{"serve"}, env: digestEnv, want: []string{`"serve"`}},
 	}
@@ -183,10 +186,11 @@ func TestUsageDocumentsEverything(t *testing.T) {
 	want := []string{
 		"-grpc-addr", "-http-addr", "-atlas-base-url", "-atlas-api-version", "-dev", "-log-format",
 		"-log-level", "-shutdown-timeout", "-tls-cert", "-tls-key", "-tls-client-ca",
-		"-authz-policy", "-rate-limit", "-rate-burst", "-atlas-retry-max-elapsed", "-atlas-h2c",
+		"-authz-policy", "-rate-limit", "-rate-burst", "-atlas-retry-max-elapsed", "-atlas-h2c", "-reload-interval",
 		EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret, EnvBaseURL,
+		EnvPublicKeyFile, EnvPrivateKeyFile, EnvClientIDFile, EnvClientSecretFile, "SIGHUP",
 		`(default ":9090")`, `(default ":8080")`, `(default "https://cloud.mongodb.com")`, "(default v2)",
-		`(default "json")`, "(default INFO)", "(default 15s)", "(default 10s)",
+		`(default "json")`, "(default INFO)", "(default 15s)", "(default 10s)", "(default 5s)",
 	}
 	for _, w := range want {
 		if !strings.Contains(usage, w) {

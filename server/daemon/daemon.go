@@ -18,13 +18,17 @@
 //     crosses it); /openapi.json, /metrics, /healthz, /readyz.
 //   - Shutdown (shutdown.go): both listeners stop at once, in-flight calls
 //     finish or are answered UNAVAILABLE when the timeout ends.
+//   - Reloads (reload.go): the TLS files (tls.go) and the authorization
+//     policy are read again when they change or on Config.Reload (SIGHUP),
+//     and replaced without dropping connections; Atlas credentials from
+//     _FILE variables (credentials.go) are read again at each new
+//     authentication.
 //   - -dev (dev.go): the emulator and the banner with ready-to-paste
 //     commands.
 package daemon
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -65,9 +69,10 @@ type Daemon struct {
 	creds   Credentials
 	client  *atlas.Client
 
-	tls       *tls.Config // nil: plaintext
+	tls       *serverTLS // nil: plaintext
 	mutualTLS bool
 	authz     string // what the authorization allows, for the serving record
+	reloader  *reloader
 
 	health   *health.Server
 	public   *grpc.Server // serves the gRPC listener
@@ -105,7 +110,9 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 		}
 		d.baseURL, d.creds = d.dev.url, d.dev.creds
 	}
-	d.client, err = newAtlasClient(d.baseURL, cfg.AtlasAPIVersion, cfg.AtlasRetryMaxElapsed, cfg.AtlasH2C, d.creds, metrics.AtlasObserver(logger))
+	reports := reloadReporter{log: logger, metrics: metrics}
+	d.reloader = &reloader{reloadReporter: reports, interval: cfg.ReloadInterval, signals: cfg.Reload}
+	d.client, err = newAtlasClient(d.baseURL, cfg.AtlasAPIVersion, cfg.AtlasRetryMaxElapsed, cfg.AtlasH2C, d.creds, reports, metrics.AtlasObserver(logger))
 	if err != nil {
 		return d, err
 	}
@@ -114,24 +121,25 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 		server.WithRetryObserver(metrics.ObserveRoleRetry),
 		server.WithRolePropagationTimeout(cfg.AtlasRolePropagationTimeout))
 
-	if d.tls, err = loadTLS(cfg); err != nil {
-		return d, err
-	}
 	public := insecure.NewCredentials()
-	if d.tls != nil {
-		public = credentials.NewTLS(d.tls.Clone())
-	}
-	d.mutualTLS = d.tls != nil && d.tls.ClientCAs != nil
-	authzConfig := authz.Config{Authenticate: d.mutualTLS, RateLimit: cfg.RateLimit, Burst: cfg.RateBurst}
-	if cfg.AuthzPolicy != "" {
-		if authzConfig.Policy, err = authz.LoadPolicy(cfg.AuthzPolicy); err != nil {
-			return d, fmt.Errorf("-authz-policy: %w", err)
+	if d.tls = newServerTLS(cfg); d.tls != nil {
+		if err := d.reloader.add(d.tls.reloadable(cfg)); err != nil {
+			return d, err
 		}
+		public = credentials.NewTLS(d.tls.serverConfig("h2"))
+		d.mutualTLS = d.tls.mutual
 	}
+	authzConfig := authz.Config{Authenticate: d.mutualTLS, RateLimit: cfg.RateLimit, Burst: cfg.RateBurst}
 	authorize, err := authz.NewInterceptor(authzConfig)
 	if err != nil {
 		return d, err
 	}
+	if cfg.AuthzPolicy != "" {
+		if err := d.reloader.add(policyReloadable(cfg.AuthzPolicy, authorize)); err != nil {
+			return d, err
+		}
+	}
+	authzConfig.Policy = authorize.Policy()
 	d.authz = authzConfig.Summary()
 	if d.mutualTLS && authzConfig.Policy == nil {
 		logger.Warn("no -authz-policy: every authenticated caller may read and nobody may change")
@@ -140,7 +148,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 	d.health = health.NewServer()
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	d.health.SetServingStatus(encryptionv1.EncryptionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	opts := grpcServerOptions(logger, metrics, public, authorize, d.mutualTLS, d.stop)
+	opts := grpcServerOptions(logger, metrics, public, authorize.Intercept, d.mutualTLS, d.stop)
 	d.public, d.internal = grpc.NewServer(opts...), grpc.NewServer(opts...)
 	for _, s := range []*grpc.Server{d.public, d.internal} {
 		if err := registerServices(s, svc, d.health); err != nil {
@@ -169,7 +177,8 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 	}
 	d.http = newHTTPServer(logger, newHTTPHandler(logger, api, reg, &d.ready, d.mutualTLS))
 	if d.tls != nil {
-		d.http.TLSConfig = d.tls.Clone()
+		// The protocols net/http serves over TLS by default.
+		d.http.TLSConfig = d.tls.serverConfig("h2", "http/1.1")
 	}
 	return d, nil
 }
@@ -279,6 +288,10 @@ func (d *Daemon) Serve(ctx context.Context, l Listeners) (err error) {
 	}
 
 	g.Go(func() error {
+		d.reloader.run(gctx)
+		return nil
+	})
+	g.Go(func() error {
 		<-gctx.Done()
 		d.shutdown()
 		return nil
@@ -313,10 +326,11 @@ func Run(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer)
 	return d.Serve(ctx, l)
 }
 
-// newAtlasClient builds the Atlas client from the credentials. A positive
-// retryMaxElapsed replaces the default policy's retry budget; h2c selects
-// HTTP/2 without TLS.
-func newAtlasClient(baseURL string, version atlas.APIVersion, retryMaxElapsed time.Duration, h2c bool, creds Credentials, observe func(atlas.Exchange)) (*atlas.Client, error) {
+// newAtlasClient builds the Atlas client from the credentials; credentials
+// from files are read again at each new authentication, and their changes
+// reported to reports. A positive retryMaxElapsed replaces the default
+// policy's retry budget; h2c selects HTTP/2 without TLS.
+func newAtlasClient(baseURL string, version atlas.APIVersion, retryMaxElapsed time.Duration, h2c bool, creds Credentials, reports reloadReporter, observe func(atlas.Exchange)) (*atlas.Client, error) {
 	retry := atlas.DefaultRetryPolicy()
 	if retryMaxElapsed > 0 {
 		retry.MaxElapsed = retryMaxElapsed
@@ -330,16 +344,11 @@ func newAtlasClient(baseURL string, version atlas.APIVersion, retryMaxElapsed ti
 	if h2c {
 		opts = append(opts, atlas.WithUnencryptedHTTP2())
 	}
-	switch {
-	case creds.PublicKey != "":
-		opts = append(opts, atlas.WithDigest(creds.PublicKey, creds.PrivateKey))
-	case creds.ClientID != "":
-		opts = append(opts, atlas.WithServiceAccount(creds.ClientID, creds.ClientSecret))
-	default:
-		return nil, fmt.Errorf("no Atlas credentials: set %s and %s, or %s and %s",
-			EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret)
+	auth, err := atlasAuth(creds, reports)
+	if err != nil {
+		return nil, err
 	}
-	c, err := atlas.NewClient(opts...)
+	c, err := atlas.NewClient(append(opts, auth)...)
 	if err != nil {
 		return nil, fmt.Errorf("atlas client: %w", err)
 	}

@@ -22,6 +22,7 @@ type Metrics struct {
 	challenges   prometheus.Counter
 	credentials  *credentialsGauge
 	roleRetries  *prometheus.CounterVec
+	reloads      *prometheus.CounterVec
 
 	// atlasMu guards atlasSeriesByKey, the series ObserveAtlas updates:
 	// looking them up here costs no allocation, where one exchange with
@@ -68,6 +69,10 @@ type atlasSeries struct {
 //   - encryptiond_atlas_request_duration_seconds{method}.
 //   - encryptiond_role_propagation_retries_total{provider}: changes sent
 //     again while Atlas could not use their Cloud Provider Access role yet.
+//   - encryptiond_config_reloads_total{what,result}: configuration read
+//     again while serving (what: "tls", "policy", "atlas_credentials"),
+//     result "ok", or "error" when the previous configuration stays in
+//     force. Alert on a rising error count.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		grpc:             newGRPCMetrics(),
@@ -84,6 +89,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:      "Duration of HTTP exchanges with the Atlas Administration API.",
 			Buckets:   []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"method"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "encryptiond",
+			Name:      "config_reloads_total",
+			Help:      "Configuration read again while serving, by what (tls, policy, atlas_credentials) and result (ok; error: the previous configuration stays in force).",
+		}, []string{"what", "result"}),
 	}
 	m.challenges = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "encryptiond",
@@ -96,7 +106,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name:      "role_propagation_retries_total",
 		Help:      "Changes sent to Atlas again while it could not use their Cloud Provider Access role yet (IAM propagation), by provider.",
 	}, []string{"provider"})
-	for _, c := range append(m.grpc.collectors(), m.valid, m.atlasCalls, m.atlasLatency, m.challenges, m.credentials, m.roleRetries) {
+	for _, c := range append(m.grpc.collectors(), m.valid, m.atlasCalls, m.atlasLatency, m.challenges, m.credentials, m.roleRetries, m.reloads) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -212,4 +222,21 @@ func (m *Metrics) atlasSeries(k atlasKey) atlasSeries {
 	}
 	m.atlasSeriesByKey[k] = s
 	return s
+}
+
+// InitializeReloads creates the reload series of what at zero, so that they
+// exist before the first reload.
+func (m *Metrics) InitializeReloads(what string) {
+	m.reloads.WithLabelValues(what, "ok")
+	m.reloads.WithLabelValues(what, "error")
+}
+
+// ObserveReload counts a reload of what: "ok" when err is nil, else
+// "error".
+func (m *Metrics) ObserveReload(what string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.reloads.WithLabelValues(what, result).Inc()
 }
