@@ -107,3 +107,34 @@ func TestRoleUsableAfter(t *testing.T) {
 		t.Errorf("PATCH with another role = %v, want nil", err)
 	}
 }
+
+func TestGroupsList(t *testing.T) {
+	t.Parallel()
+	cfg := config()
+	cfg.MaxItemsPerPage = 2
+	emu, srv := atlastest.NewServer(t, cfg)
+	c, err := atlas.NewClient(atlas.WithBaseURL(srv.URL), atlas.WithDigest(pub, priv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"000000000000000000000003", "000000000000000000000001", "000000000000000000000002"}
+	for i, id := range ids {
+		emu.AddProject(id, []string{"c", "a", "b"}[i])
+	}
+	all, err := c.ListAllGroups(t.Context())
+	if err != nil {
+		t.Fatalf("ListAllGroups() = %v", err)
+	}
+	var got []string
+	for _, g := range all {
+		got = append(got, g.ID+" "+g.Name)
+	}
+	want := []string{"000000000000000000000001 a", "000000000000000000000002 b", "000000000000000000000003 c"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ListAllGroups() mismatch (-want +got):\n%s", diff)
+	}
+	p, err := c.ListGroups(t.Context(), 2, 2)
+	if err != nil || len(p.Results) != 1 || p.TotalCount == nil || *p.TotalCount != 3 {
+		t.Errorf("ListGroups(page 2 of 2) = %+v, %v; want one result of 3", p, err)
+	}
+}

@@ -84,8 +84,8 @@ func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 		e.ExpireNonces()
 		writeControl(w, http.StatusOK, map[string]string{"status": "expired"})
 	case "POST groups":
-		e.AddGroup(q.Get("id"))
-		writeControl(w, http.StatusOK, map[string]string{"id": q.Get("id")})
+		e.AddProject(q.Get("id"), q.Get("name"))
+		writeControl(w, http.StatusOK, map[string]string{"id": q.Get("id"), "name": q.Get("name")})
 	case "POST clusters", "DELETE clusters":
 		group, c, ok := parseClusterControl(q)
 		if !ok {

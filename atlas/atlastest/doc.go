@@ -58,7 +58,7 @@
 //	POST   /_emulator/latency?d=100ms                latency per exchange
 //	POST   /_emulator/fault-rate?rate=0.05&statuses=500,503
 //	POST   /_emulator/expire-nonces                  make every nonce stale
-//	POST   /_emulator/groups?id=<24 hex>             create a project
+//	POST   /_emulator/groups?id=<24 hex>&name=<name> create a project
 //	POST   /_emulator/key-valid?group=<id>&provider=awsKms&valid=false
 //	POST   /_emulator/provider-in-use?group=<id>&provider=awsKms&inUse=true
 //	GET    /_emulator/state?group=<id>               what a v2 GET would answer

@@ -384,6 +384,7 @@ type route struct {
 var routes = []route{
 	{name: "encryptionAtRest", pattern: []string{"groups", "{groupId}", "encryptionAtRest"}, serve: (*Emulator).serveEncryptionAtRest},
 	{name: "clusters", pattern: []string{"groups", "{groupId}", "clusters"}, v2Only: true, serve: (*Emulator).serveClusters},
+	{name: "groups", pattern: []string{"groups"}, v2Only: true, serve: (*Emulator).serveGroups},
 }
 
 // matchRoute finds the route of /api/atlas/{v2|v1.0}/….

@@ -59,6 +59,7 @@ func knownProvider(p string) bool {
 // their secrets; view strips them.
 type group struct {
 	exists      bool
+	name        string // for the projects list; "" for a made-up one
 	aws         *atlas.AWSKMSConfiguration
 	azure       *atlas.AzureKeyVault
 	gcp         *atlas.GoogleCloudKMS
