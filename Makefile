@@ -106,6 +106,11 @@ bench: ## Measure round trips, latency, throughput and memory against a referenc
 	$(GO) -C tools build -o ../$(BENCH_BIN)/ github.com/bojand/ghz/cmd/ghz
 	$(BENCH_BIN)/encryptiond-bench -bin $(BENCH_BIN) -out BENCH.md
 
+.PHONY: check-alerts
+check-alerts: ## Check deploy/prometheus/alerts.yaml with promtool and run its tests (alerts_test.yaml).
+	cd deploy/prometheus && $(GO) tool -modfile=../../tools/go.mod promtool check rules alerts.yaml
+	cd deploy/prometheus && $(GO) tool -modfile=../../tools/go.mod promtool test rules alerts_test.yaml
+
 .PHONY: protodeps
 protodeps: ## Copy the imported third-party .proto files from Go modules into .build/.
 	@rm -rf $(PROTODEPS)
