@@ -79,6 +79,15 @@ type EmulatorConfig struct {
 	// than a test that inspects it should set this. Default false: the last
 	// MaxRecordedRequests requests are recorded.
 	DisableRecording bool
+	// Now is the clock of the private endpoints' lifecycles (see
+	// PrivateEndpointDelay); tests pass a fake clock's Now to move them
+	// without waiting. Digest nonces and access tokens keep wall-clock
+	// time. Default: time.Now.
+	Now func() time.Time
+	// PrivateEndpointDelay is how long a new private endpoint stays
+	// INITIATING, and a deleted one DELETING, on the Now clock. Default 0:
+	// DefaultPrivateEndpointDelay.
+	PrivateEndpointDelay time.Duration
 	// DisableControl stops the emulator from serving the unauthenticated
 	// /_emulator/ control endpoints: they answer 404 like any unknown path.
 	// A program that embeds the emulator should set this, so that no other
@@ -95,6 +104,7 @@ type Emulator struct {
 
 	mu         sync.Mutex
 	groups     map[string]*group
+	pe         privateEndpointStore
 	nonces     map[string]*nonceState
 	tokens     map[string]time.Time // access token → expiry
 	faults     []*pendingFault
@@ -347,6 +357,7 @@ type apiRequest struct {
 	params map[string]string // the path's variables: groupId, …
 	query  url.Values
 	body   []byte
+	base   string // scheme and host the request was sent to, for links
 }
 
 // route is one Atlas resource the emulator serves.
@@ -368,6 +379,8 @@ type route struct {
 // and the control endpoints.
 var routes = []route{
 	{name: "encryptionAtRest", pattern: []string{"groups", "{groupId}", "encryptionAtRest"}, serve: (*Emulator).serveEncryptionAtRest},
+	{name: "privateEndpoints", pattern: []string{"groups", "{groupId}", "encryptionAtRest", "{cloudProvider}", "privateEndpoints"}, v2Only: true, serve: (*Emulator).servePrivateEndpoints},
+	{name: "privateEndpoint", pattern: []string{"groups", "{groupId}", "encryptionAtRest", "{cloudProvider}", "privateEndpoints", "{endpointId}"}, v2Only: true, serve: (*Emulator).servePrivateEndpoint},
 }
 
 // matchRoute finds the route of /api/atlas/{v2|v1.0}/….
@@ -377,7 +390,10 @@ func matchRoute(r *http.Request) (*route, *apiRequest, bool) {
 		return nil, nil, false
 	}
 	segs := strings.Split(rest, "/")
-	req := &apiRequest{method: r.Method, query: r.URL.Query()}
+	req := &apiRequest{method: r.Method, query: r.URL.Query(), base: "http://" + r.Host}
+	if r.TLS != nil {
+		req.base = "https://" + r.Host
+	}
 	switch segs[0] {
 	case "v2":
 		req.v2 = true
