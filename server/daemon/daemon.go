@@ -124,7 +124,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 			return d, fmt.Errorf("-authz-policy: %w", err)
 		}
 	}
-	authorize, err := authz.NewInterceptor(authzConfig)
+	authorize, authorizeStream, err := authz.NewInterceptors(authzConfig)
 	if err != nil {
 		return d, err
 	}
@@ -136,7 +136,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 	d.health = health.NewServer()
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	d.health.SetServingStatus(encryptionv1.EncryptionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	opts := grpcServerOptions(logger, metrics, public, authorize, d.mutualTLS, d.stop)
+	opts := grpcServerOptions(logger, metrics, public, authorize, authorizeStream, d.mutualTLS, d.stop)
 	d.public, d.internal = grpc.NewServer(opts...), grpc.NewServer(opts...)
 	for _, s := range []*grpc.Server{d.public, d.internal} {
 		if err := registerServices(s, svc, d.health); err != nil {
@@ -152,6 +152,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 		grpc.WithContextDialer(d.inproc.dial),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(forwardIdentity),
+		grpc.WithStreamInterceptor(forwardIdentityStream),
 	)
 	if err != nil {
 		return d, fmt.Errorf("gateway: %w", err)
