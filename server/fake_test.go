@@ -19,6 +19,10 @@ type fakeAtlas struct {
 	patches []string
 	getErr  error
 	patchFn func() error
+	// endpoints are the private endpoints Atlas lists, of every provider;
+	// lists counts the list calls.
+	endpoints []atlas.PrivateEndpoint
+	lists     int
 }
 
 func (f *fakeAtlas) GetEncryptionAtRest(ctx context.Context, groupID string) (*atlas.EncryptionAtRest, error) {

@@ -41,8 +41,10 @@ func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetE
 // document, are one PATCH: whether Atlas accepts them does not depend on
 // the current state. A request that the rules can only judge against the
 // current state (request.needsState: a partial document, or a Google Cloud
-// KMS serviceAccountKey) first reads it: two round trips. validate_only
-// always reads the state and never writes.
+// KMS serviceAccountKey) first reads it: two round trips. A change of an
+// Azure field that cannot change while the provider has private endpoints
+// (request.needsEndpoints) also lists those: three. validate_only always
+// reads the state and never writes.
 //
 // Changes of one project are serialized within the process: the state read,
 // the rule check and the PATCH run under the project's lock. The state read
@@ -67,7 +69,13 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 			return nil, fromAtlas(ctx, err, r.groupID, r.provider, r.secrets())
 		}
 		s.observe(r.groupID, current)
-		if err := r.checkState(current); err != nil {
+		st := &state{config: current}
+		if r.needsEndpoints() {
+			if st.endpoints, err = s.privateEndpointsOf(ctx, r.groupID, r.provider); err != nil {
+				return nil, fromAtlas(ctx, err, r.groupID, r.provider, r.secrets())
+			}
+		}
+		if err := r.checkState(st); err != nil {
 			return nil, err
 		}
 		if r.validateOnly {
@@ -109,7 +117,7 @@ func DescribeUpdate(req *encryptionv1.UpdateEncryptionAtRestRequest) Mutation {
 		}
 	}
 	if req.GetValidateOnly() {
-		m.Action = "validate"
+		m.Action, m.ValidateOnly = "validate", true
 	}
 	return m
 }
