@@ -86,6 +86,10 @@ const (
 	ReasonMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	// ReasonInvalidPath: a REST path that cannot be parsed.
 	ReasonInvalidPath = "INVALID_PATH"
+	// ReasonInvalidVersionDate: a request on Atlas's v2 paths whose Accept
+	// or Content-Type names only Atlas API versions this service does not
+	// speak (406; Atlas's own code).
+	ReasonInvalidVersionDate = "INVALID_VERSION_DATE"
 	// ReasonMalformedRequest: a gRPC request message that is not valid
 	// protobuf.
 	ReasonMalformedRequest = "MALFORMED_REQUEST"
