@@ -7,8 +7,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/encryptiond/encryptiond/atlas"
+	"github.com/encryptiond/encryptiond/atlas/atlasspec"
 	"github.com/encryptiond/encryptiond/atlas/atlastest"
 )
 
@@ -25,51 +24,10 @@ import (
 // schema: every request body the client sends, and every response the
 // emulator gives, including errors and challenges.
 
-const specEnv = "ATLAS_OPENAPI_SPEC"
-
-// loadSpec loads Atlas's OpenAPI excerpt from $ATLAS_OPENAPI_SPEC or from
-// ../shared/atlas/encryption-at-rest.openapi.json beside the module root,
-// and skips the test if neither exists.
+// loadSpec loads Atlas's OpenAPI excerpt, corrected (see atlasspec).
 func loadSpec(t *testing.T) *openapi3.T {
 	t.Helper()
-	path := os.Getenv(specEnv)
-	if path == "" {
-		root, err := moduleRoot()
-		if err != nil {
-			t.Skipf("conformance: cannot find the module root (%v) and %s is not set", err, specEnv)
-		}
-		path = filepath.Join(root, "..", "shared", "atlas", "encryption-at-rest.openapi.json")
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("conformance: Atlas OpenAPI spec not found at %s (set %s to its path): %v", path, specEnv, err)
-	}
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromFile(path)
-	if err != nil {
-		t.Fatalf("loading %s: %v", path, err)
-	}
-	if err := doc.Validate(loader.Context); err != nil {
-		t.Fatalf("validating %s: %v", path, err)
-	}
-	return doc
-}
-
-// moduleRoot walks up from the working directory to the directory with go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above %s", dir)
-		}
-		dir = parent
-	}
+	return atlasspec.Load(t)
 }
 
 // exchange is one recorded request and its response.
@@ -222,24 +180,17 @@ func serviceToken(t *testing.T, base string, rt http.RoundTripper) string {
 func checkExchange(t *testing.T, doc *openapi3.T, x exchange) {
 	t.Helper()
 	name := fmt.Sprintf("%s %s -> %d", x.method, x.path, x.status)
-	// The spec has only the v2 path; v1.0 uses the same schemas with
-	// application/json.
 	v1 := strings.Contains(x.path, "/v1.0/")
-	op, err := findOperation(doc, x.method, strings.Replace(x.path, "/v1.0/", "/v2/", 1))
+	op, err := atlasspec.Operation(doc, x.method, x.path)
 	if err != nil {
 		t.Errorf("%s: %v", name, err)
 		return
 	}
 	if x.fromClient && len(x.reqBody) > 0 {
-		media := op.RequestBody.Value.Content.Get(atlastest.MediaTypeV2)
 		if !v1 && x.reqContentType != atlastest.MediaTypeV2 {
 			t.Errorf("%s: request Content-Type %q, want %q", name, x.reqContentType, atlastest.MediaTypeV2)
 		}
-		schema := media.Schema.Value
-		if own := endpointRequestSchema(doc, x.path); own != nil {
-			schema = own
-		}
-		validate(t, name+" request", schema, x.reqBody, openapi3.VisitAsRequest())
+		validate(t, name+" request", atlasspec.RequestSchema(doc, op, x.path), x.reqBody, true)
 	}
 	ct, _, _ := mime.ParseMediaType(x.resContentType)
 	if x.status >= 200 && x.status < 300 {
@@ -262,7 +213,7 @@ func checkExchange(t *testing.T, doc *openapi3.T, x exchange) {
 		if ct != want {
 			t.Errorf("%s: response Content-Type %q, want %q", name, x.resContentType, want)
 		}
-		validate(t, name+" response", media.Schema.Value, x.resBody, openapi3.VisitAsResponse())
+		validate(t, name+" response", media.Schema.Value, x.resBody, false)
 		return
 	}
 	if ct != "application/json" {
@@ -272,7 +223,7 @@ func checkExchange(t *testing.T, doc *openapi3.T, x exchange) {
 	if r := op.Responses.Status(x.status); r != nil {
 		schema = r.Value.Content.Get("application/json").Schema.Value
 	}
-	validate(t, name+" response", schema, x.resBody, openapi3.VisitAsResponse())
+	validate(t, name+" response", schema, x.resBody, false)
 	var body struct {
 		Error int `json:"error"`
 	}
@@ -281,83 +232,11 @@ func checkExchange(t *testing.T, doc *openapi3.T, x exchange) {
 	}
 }
 
-func validate(t *testing.T, name string, schema *openapi3.Schema, body []byte, opts ...openapi3.SchemaValidationOption) {
+func validate(t *testing.T, name string, schema *openapi3.Schema, body []byte, request bool) {
 	t.Helper()
-	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
-		t.Errorf("%s: body is not JSON: %v", name, err)
-		return
+	if err := atlasspec.Validate(schema, body, request); err != nil {
+		t.Errorf("%s: %v", name, err)
 	}
-	opts = append(opts, openapi3.MultiErrors(), openapi3.EnableFormatValidation())
-	if err := schema.VisitJSON(v, opts...); err != nil {
-		t.Errorf("%s: does not conform to the spec: %v\nbody: %s", name, err, body)
-	}
-}
-
-// findOperation returns the spec's operation for method on path, whose
-// segments match the template's literally or fill its {variables}.
-func findOperation(doc *openapi3.T, method, path string) (*openapi3.Operation, error) {
-	segs := strings.Split(strings.Trim(path, "/"), "/")
-	for tmpl, item := range doc.Paths.Map() {
-		want := strings.Split(strings.Trim(tmpl, "/"), "/")
-		if len(want) != len(segs) {
-			continue
-		}
-		match := true
-		for i, w := range want {
-			if !strings.HasPrefix(w, "{") && w != segs[i] {
-				match = false
-				break
-			}
-		}
-		if match {
-			if op := item.GetOperation(method); op != nil {
-				return op, nil
-			}
-			return nil, fmt.Errorf("the spec has no %s operation on %s", method, tmpl)
-		}
-	}
-	return nil, fmt.Errorf("no path of the spec matches %s", path)
-}
-
-// correctSpec fixes two defects of Atlas's schema of private endpoints,
-// which otherwise no document could satisfy:
-//
-//   - regionName is typed as an object whose oneOf lists two string enums
-//     (Azure's regions and AWS's). A region is a string, and names such as
-//     US_EAST_2 are in both lists, so oneOf can never hold for them. Each
-//     provider's schema gets its own list; the union schema, either.
-//   - EARPrivateEndpoint is a oneOf with the discriminator cloudProvider,
-//     which is read-only: a create body, {"regionName": …}, never has it.
-//     endpointRequestSchema validates a create body against the schema of
-//     the provider its path names instead.
-func correctSpec(t *testing.T, doc *openapi3.T) {
-	t.Helper()
-	union := doc.Components.Schemas["EARPrivateEndpoint"].Value
-	regions := union.Properties["regionName"].Value
-	byTitle := map[string]*openapi3.SchemaRef{}
-	for _, r := range regions.OneOf {
-		byTitle[r.Value.Title] = r
-	}
-	aws, azure := byTitle["AWS Regions"], byTitle["Azure Regions"]
-	if aws == nil || azure == nil {
-		t.Fatalf("correctSpec: EARPrivateEndpoint.regionName has no AWS Regions and Azure Regions (titles %v)", byTitle)
-	}
-	doc.Components.Schemas["AWSKMSEARPrivateEndpoint"].Value.Properties["regionName"] = aws
-	doc.Components.Schemas["AzureKeyVaultEARPrivateEndpoint"].Value.Properties["regionName"] = azure
-	union.Properties["regionName"] = &openapi3.SchemaRef{Value: &openapi3.Schema{AnyOf: regions.OneOf}}
-}
-
-// endpointRequestSchema returns, for a path of private endpoints, the
-// schema of the provider the path names (see correctSpec); nil otherwise.
-func endpointRequestSchema(doc *openapi3.T, path string) *openapi3.Schema {
-	switch {
-	case strings.Contains(path, "/encryptionAtRest/AWS/privateEndpoints"):
-		return doc.Components.Schemas["AWSKMSEARPrivateEndpoint"].Value
-	case strings.Contains(path, "/encryptionAtRest/AZURE/privateEndpoints"):
-		return doc.Components.Schemas["AzureKeyVaultEARPrivateEndpoint"].Value
-	}
-	return nil
 }
 
 // TestRegionListsAreAtlas checks the region lists against the spec's enums:
@@ -367,16 +246,10 @@ func TestRegionListsAreAtlas(t *testing.T) {
 	t.Parallel()
 	doc := loadSpec(t)
 	schemas := doc.Components.Schemas
-	enum := func(s *openapi3.Schema) []string {
-		var out []string
-		for _, v := range s.Enum {
-			out = append(out, v.(string))
-		}
-		return out
-	}
+	enum := atlasspec.Enum
 	byTitle := map[string][]string{}
-	for _, r := range schemas["EARPrivateEndpoint"].Value.Properties["regionName"].Value.OneOf {
-		byTitle[r.Value.Title] = enum(r.Value)
+	for title, r := range atlasspec.RegionLists(doc) {
+		byTitle[title] = enum(r.Value)
 	}
 	tests := []struct {
 		name      string
@@ -402,7 +275,6 @@ func TestRegionListsAreAtlas(t *testing.T) {
 func TestConformancePrivateEndpoints(t *testing.T) {
 	t.Parallel()
 	doc := loadSpec(t)
-	correctSpec(t, doc)
 	clock := &testClock{now: time.Unix(1_700_000_000, 0)}
 	cfg := emulatorConfig()
 	cfg.Now, cfg.PrivateEndpointDelay = clock.Now, time.Minute
