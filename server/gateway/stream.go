@@ -27,7 +27,7 @@ import (
 
 // marshalChunk renders grpc-gateway's stream chunks, {"result": message}
 // and {"error": status}; chunk is false for anything else.
-func marshalChunk(v any) ([]byte, bool, error) {
+func marshalChunk(v any) (b []byte, chunk bool, err error) {
 	switch v := v.(type) {
 	case map[string]any: // {"result": message}
 		m, ok := v["result"].(proto.Message)
