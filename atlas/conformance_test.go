@@ -7,15 +7,16 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/encryptiond/encryptiond/atlas"
+	"github.com/encryptiond/encryptiond/atlas/atlasspec"
 	"github.com/encryptiond/encryptiond/atlas/atlastest"
 )
 
@@ -23,51 +24,10 @@ import (
 // schema: every request body the client sends, and every response the
 // emulator gives, including errors and challenges.
 
-const specEnv = "ATLAS_OPENAPI_SPEC"
-
-// loadSpec loads Atlas's OpenAPI excerpt from $ATLAS_OPENAPI_SPEC or from
-// ../shared/atlas/encryption-at-rest.openapi.json beside the module root,
-// and skips the test if neither exists.
+// loadSpec loads Atlas's OpenAPI excerpt, corrected (see atlasspec).
 func loadSpec(t *testing.T) *openapi3.T {
 	t.Helper()
-	path := os.Getenv(specEnv)
-	if path == "" {
-		root, err := moduleRoot()
-		if err != nil {
-			t.Skipf("conformance: cannot find the module root (%v) and %s is not set", err, specEnv)
-		}
-		path = filepath.Join(root, "..", "shared", "atlas", "encryption-at-rest.openapi.json")
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("conformance: Atlas OpenAPI spec not found at %s (set %s to its path): %v", path, specEnv, err)
-	}
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromFile(path)
-	if err != nil {
-		t.Fatalf("loading %s: %v", path, err)
-	}
-	if err := doc.Validate(loader.Context); err != nil {
-		t.Fatalf("validating %s: %v", path, err)
-	}
-	return doc
-}
-
-// moduleRoot walks up from the working directory to the directory with go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above %s", dir)
-		}
-		dir = parent
-	}
+	return atlasspec.Load(t)
 }
 
 // exchange is one recorded request and its response.
@@ -220,23 +180,32 @@ func serviceToken(t *testing.T, base string, rt http.RoundTripper) string {
 func checkExchange(t *testing.T, doc *openapi3.T, x exchange) {
 	t.Helper()
 	name := fmt.Sprintf("%s %s -> %d", x.method, x.path, x.status)
-	// The spec has only the v2 path; v1.0 uses the same schemas with
-	// application/json.
 	v1 := strings.Contains(x.path, "/v1.0/")
-	op := doc.Paths.Value("/api/atlas/v2/groups/{groupId}/encryptionAtRest").GetOperation(x.method)
-	if op == nil {
-		t.Errorf("%s: no such operation in the spec", name)
+	op, err := atlasspec.Operation(doc, x.method, x.path)
+	if err != nil {
+		t.Errorf("%s: %v", name, err)
 		return
 	}
 	if x.fromClient && len(x.reqBody) > 0 {
-		media := op.RequestBody.Value.Content.Get(atlastest.MediaTypeV2)
 		if !v1 && x.reqContentType != atlastest.MediaTypeV2 {
 			t.Errorf("%s: request Content-Type %q, want %q", name, x.reqContentType, atlastest.MediaTypeV2)
 		}
-		validate(t, name+" request", media.Schema.Value, x.reqBody, openapi3.VisitAsRequest())
+		validate(t, name+" request", atlasspec.RequestSchema(doc, op, x.path), x.reqBody, true)
 	}
 	ct, _, _ := mime.ParseMediaType(x.resContentType)
 	if x.status >= 200 && x.status < 300 {
+		res := op.Responses.Status(x.status)
+		if res == nil {
+			t.Errorf("%s: the spec documents no %d answer for this operation", name, x.status)
+			return
+		}
+		media := res.Value.Content.Get(atlastest.MediaTypeV2)
+		if media == nil || media.Schema == nil {
+			if len(x.resBody) > 0 {
+				t.Errorf("%s: body %q, want none", name, x.resBody)
+			}
+			return
+		}
 		want := atlastest.MediaTypeV2
 		if v1 {
 			want = atlastest.MediaTypeJSON
@@ -244,8 +213,7 @@ func checkExchange(t *testing.T, doc *openapi3.T, x exchange) {
 		if ct != want {
 			t.Errorf("%s: response Content-Type %q, want %q", name, x.resContentType, want)
 		}
-		schema := op.Responses.Status(200).Value.Content.Get(atlastest.MediaTypeV2).Schema.Value
-		validate(t, name+" response", schema, x.resBody, openapi3.VisitAsResponse())
+		validate(t, name+" response", media.Schema.Value, x.resBody, false)
 		return
 	}
 	if ct != "application/json" {
@@ -255,7 +223,7 @@ func checkExchange(t *testing.T, doc *openapi3.T, x exchange) {
 	if r := op.Responses.Status(x.status); r != nil {
 		schema = r.Value.Content.Get("application/json").Schema.Value
 	}
-	validate(t, name+" response", schema, x.resBody, openapi3.VisitAsResponse())
+	validate(t, name+" response", schema, x.resBody, false)
 	var body struct {
 		Error int `json:"error"`
 	}
@@ -264,15 +232,138 @@ func checkExchange(t *testing.T, doc *openapi3.T, x exchange) {
 	}
 }
 
-func validate(t *testing.T, name string, schema *openapi3.Schema, body []byte, opts ...openapi3.SchemaValidationOption) {
+func validate(t *testing.T, name string, schema *openapi3.Schema, body []byte, request bool) {
 	t.Helper()
-	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
-		t.Errorf("%s: body is not JSON: %v", name, err)
-		return
+	if err := atlasspec.Validate(schema, body, request); err != nil {
+		t.Errorf("%s: %v", name, err)
 	}
-	opts = append(opts, openapi3.MultiErrors(), openapi3.EnableFormatValidation())
-	if err := schema.VisitJSON(v, opts...); err != nil {
-		t.Errorf("%s: does not conform to the spec: %v\nbody: %s", name, err, body)
+}
+
+// TestRegionListsAreAtlas checks the region lists against the spec's enums:
+// AWSRegions is both awsKms.region's and an AWS private endpoint's, and
+// AzureRegions an Azure private endpoint's.
+func TestRegionListsAreAtlas(t *testing.T) {
+	t.Parallel()
+	doc := loadSpec(t)
+	schemas := doc.Components.Schemas
+	enum := atlasspec.Enum
+	byTitle := map[string][]string{}
+	for title, r := range atlasspec.RegionLists(doc) {
+		byTitle[title] = enum(r.Value)
 	}
+	tests := []struct {
+		name      string
+		got, want []string
+	}{
+		{"AWSRegions vs AWSKMSConfiguration.region", atlas.AWSRegions(), enum(schemas["AWSKMSConfiguration"].Value.Properties["region"].Value)},
+		{"AWSRegions vs EARPrivateEndpoint's AWS Regions", atlas.AWSRegions(), byTitle["AWS Regions"]},
+		{"AzureRegions vs EARPrivateEndpoint's Azure Regions", atlas.AzureRegions(), byTitle["Azure Regions"]},
+	}
+	for _, tt := range tests {
+		if len(tt.want) == 0 {
+			t.Errorf("%s: the spec has no such list", tt.name)
+		}
+		if diff := cmp.Diff(tt.want, tt.got); diff != "" {
+			t.Errorf("%s (-spec +ours):\n%s", tt.name, diff)
+		}
+	}
+}
+
+// TestConformancePrivateEndpoints checks every request the client sends to
+// private endpoints, and every answer the emulator gives them, through each
+// step of their lifecycle, against the spec (as correctSpec corrects it).
+func TestConformancePrivateEndpoints(t *testing.T) {
+	t.Parallel()
+	doc := loadSpec(t)
+	clock := &testClock{now: time.Unix(1_700_000_000, 0)}
+	cfg := emulatorConfig()
+	cfg.Now, cfg.PrivateEndpointDelay = clock.Now, time.Minute
+	emu, srv := atlastest.NewServer(t, cfg)
+	rec := &recorder{next: srv.Client().Transport, fromClient: true}
+	c := newClient(t, srv, atlas.WithHTTPClient(&http.Client{Transport: rec}), atlas.WithRetryPolicy(atlas.RetryPolicy{MaxAttempts: 1}),
+		atlas.WithAPIVersion(atlas.APIVersionV1)) // private endpoints are v2 whatever the client's version
+	ctx := t.Context()
+
+	awsEP, err := c.CreatePrivateEndpoint(ctx, groupID, atlas.CloudProviderAWS, "US_EAST_1")
+	if err != nil {
+		t.Fatalf("CreatePrivateEndpoint(AWS) = %v", err)
+	}
+	var azure []*atlas.PrivateEndpoint
+	for _, region := range []string{"US_EAST_2", "EUROPE_WEST", "US_WEST_2"} {
+		ep, err := c.CreatePrivateEndpoint(ctx, groupID, atlas.CloudProviderAzure, region)
+		if err != nil {
+			t.Fatalf("CreatePrivateEndpoint(AZURE, %s) = %v", region, err)
+		}
+		azure = append(azure, ep)
+	}
+	// Requests Atlas refuses: only their answers must conform.
+	invalid := &recorder{next: srv.Client().Transport}
+	bad := newClient(t, srv, atlas.WithHTTPClient(&http.Client{Transport: invalid}), atlas.WithRetryPolicy(atlas.RetryPolicy{MaxAttempts: 1}))
+	_, _ = bad.CreatePrivateEndpoint(ctx, groupID, atlas.CloudProviderAWS, "EUROPE_WEST") // 400: an Azure region
+	_, _ = bad.CreatePrivateEndpoint(ctx, groupID, "GCP", "US_EAST_1")                    // 400
+	list := func() {
+		for _, o := range []atlas.ListOptions{{}, {ItemsPerPage: 2}, {ItemsPerPage: 2, PageNum: 2}, {ItemsPerPage: 2, PageNum: 3, OmitCount: true}} {
+			_, _ = c.ListPrivateEndpoints(ctx, groupID, atlas.CloudProviderAzure, o)
+		}
+		_, _ = c.ListPrivateEndpoints(ctx, groupID, atlas.CloudProviderAWS, atlas.ListOptions{})
+		_, _ = c.GetPrivateEndpoint(ctx, groupID, atlas.CloudProviderAWS, awsEP.ID)
+		for _, ep := range azure {
+			_, _ = c.GetPrivateEndpoint(ctx, groupID, atlas.CloudProviderAzure, ep.ID)
+		}
+	}
+	list() // INITIATING
+	clock.Advance(time.Minute)
+	if err := emu.ApprovePrivateEndpoint(groupID, azure[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := emu.FailPrivateEndpoint(groupID, azure[1].ID, "The key vault refused the connection."); err != nil {
+		t.Fatal(err)
+	}
+	list() // ACTIVE, PENDING_ACCEPTANCE, FAILED
+	if err := c.DeletePrivateEndpoint(ctx, groupID, atlas.CloudProviderAWS, awsEP.ID); err != nil {
+		t.Fatalf("DeletePrivateEndpoint = %v", err)
+	}
+	list() // DELETING
+	clock.Advance(time.Minute)
+	list()                                                                                                        // gone: 404
+	_, _ = bad.ListPrivateEndpoints(ctx, groupID, atlas.CloudProviderAzure, atlas.ListOptions{ItemsPerPage: 501}) // 400
+
+	statuses := map[int]int{}
+	seen := map[string]bool{}
+	for _, x := range append(rec.log, invalid.log...) {
+		statuses[x.status]++
+		checkExchange(t, doc, x)
+		var ep atlas.PrivateEndpoint
+		if json.Unmarshal(x.resBody, &ep) == nil && ep.Status != "" {
+			seen[ep.Status] = true
+		}
+	}
+	for _, s := range []int{200, 202, 204, 400, 404} {
+		if statuses[s] == 0 {
+			t.Errorf("conformance run produced no %d response, want at least one (got %v)", s, statuses)
+		}
+	}
+	for _, s := range []string{atlas.EndpointInitiating, atlas.EndpointPendingAcceptance, atlas.EndpointActive, atlas.EndpointFailed, atlas.EndpointDeleting} {
+		if !seen[s] {
+			t.Errorf("conformance run read no endpoint in status %s (saw %v)", s, seen)
+		}
+	}
+}
+
+// testClock is a clock that moves only when told to.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }

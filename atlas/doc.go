@@ -1,7 +1,8 @@
 // Package atlas is a small client for MongoDB Atlas's Administration API,
 // limited to what this service needs: reading and changing a project's
 // Encryption at Rest using Customer Key Management (the encryptionAtRest
-// resource). It is the only code that talks to Atlas.
+// resource), and its private endpoints (privateendpoints.go; API v2 only).
+// It is the only code that talks to Atlas.
 //
 // # Getting started
 //

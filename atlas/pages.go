@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 )
 
@@ -21,11 +22,13 @@ type Page[T any] struct {
 	Results []T `json:"results"`
 	// TotalCount is the number of items in the whole list; nil when the
 	// request asked includeCount=false.
-	TotalCount *int   `json:"totalCount,omitempty"`
-	Links      []Link `json:"links"`
+	TotalCount *int `json:"totalCount,omitempty"`
+	// Links are Atlas's links to this page and its neighbours.
+	Links []Link `json:"links"`
 }
 
-// Link is an Atlas hypermedia link.
+// Link is one of Atlas's links (RFC 5988) in a paginated answer: Rel is
+// "self", "next" or "previous".
 type Link struct {
 	Href string `json:"href"`
 	Rel  string `json:"rel"`
@@ -59,4 +62,51 @@ func listAll[T any](ctx context.Context, c *Client, resource, path string) ([]T,
 			return all, nil
 		}
 	}
+}
+
+// HasNext reports whether Atlas says there is a page after p: a "next"
+// link, or a total count beyond the items of the pages up to p.
+func (p *Page[T]) HasNext(opts ListOptions) bool {
+	if slices.ContainsFunc(p.Links, func(l Link) bool { return l.Rel == "next" }) {
+		return true
+	}
+	if p.TotalCount == nil || len(p.Results) == 0 {
+		return false
+	}
+	page, per := opts.normalized()
+	return *p.TotalCount > (page-1)*per+len(p.Results)
+}
+
+// ListOptions selects a page of a list, as Atlas's pagination does.
+type ListOptions struct {
+	// PageNum is the page, from 1. 0 means 1.
+	PageNum int
+	// ItemsPerPage is the page's size, 1 to 500. 0 means Atlas's default,
+	// 100.
+	ItemsPerPage int
+	// OmitCount asks Atlas not to count the items (includeCount=false).
+	OmitCount bool
+}
+
+// normalized returns the page number and size Atlas applies.
+func (o ListOptions) normalized() (page, per int) {
+	page, per = max(o.PageNum, 1), o.ItemsPerPage
+	if per <= 0 {
+		per = 100
+	}
+	return page, per
+}
+
+func (o ListOptions) query() url.Values {
+	q := url.Values{}
+	if o.PageNum > 0 {
+		q.Set("pageNum", strconv.Itoa(o.PageNum))
+	}
+	if o.ItemsPerPage > 0 {
+		q.Set("itemsPerPage", strconv.Itoa(o.ItemsPerPage))
+	}
+	if o.OmitCount {
+		q.Set("includeCount", "false")
+	}
+	return q
 }

@@ -19,6 +19,10 @@ type fakeAtlas struct {
 	patches []string
 	getErr  error
 	patchFn func() error
+	// endpoints are the private endpoints Atlas lists, of every provider;
+	// lists counts the list calls.
+	endpoints []atlas.PrivateEndpoint
+	lists     int
 
 	clusters    []atlas.Cluster
 	clusterErr  error

@@ -179,7 +179,7 @@ func (s *Server) predictDisable(ctx context.Context, r *request, current *atlas.
 func usersOf(clusters []atlas.Cluster, p *provider) []atlas.Cluster {
 	var users []atlas.Cluster
 	for _, c := range clusters {
-		if c.EncryptionAtRestProvider == p.cloud {
+		if c.EncryptionAtRestProvider == p.cloud.String() {
 			users = append(users, c)
 		}
 	}

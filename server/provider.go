@@ -34,7 +34,6 @@ type provider struct {
 	field protoreflect.Name // member of ProviderConfig's oneof and field of EncryptionAtRest: "aws_kms"
 	atlas string            // Atlas's JSON name: "awsKms"
 	title string            // for people: "AWS KMS"
-	cloud string            // Atlas's name in a cluster's encryptionAtRestProvider: "AWS"
 
 	// request is the provider's message in ProviderConfig (the change a
 	// request carries); state is its message in EncryptionAtRest (what
@@ -54,6 +53,15 @@ type provider struct {
 	// returns, besides the secrets: the configuration a validate-only
 	// request predicts leaves them out.
 	writeOnly []protoreflect.Name
+
+	// cloud is the provider's cloud. Its value name is Atlas's name of it
+	// in the paths of private endpoints, in an endpoint's cloudProvider and
+	// in a cluster's encryptionAtRestProvider: "AWS", "AZURE", "GCP".
+	cloud encryptionv1.CloudProvider
+	// endpointRegions are the regions Atlas offers private endpoints in for
+	// the provider (an endpoint's regionName), from Atlas's schema; nil when
+	// Atlas offers the provider no private endpoints.
+	endpointRegions []string
 
 	// wire is how the provider's documents map onto Atlas's wire types;
 	// bind fills it from the descriptors and struct tags.
@@ -78,8 +86,12 @@ type specialRule struct {
 	fields []protoreflect.Name
 	// applies reports whether the request needs the rule checked.
 	applies func(r *request) bool
+	// endpoints marks a rule that judges the request against the
+	// provider's private endpoints too: they are listed (state.endpoints)
+	// only when such a rule applies.
+	endpoints bool
 	// check adds a violation when the state forbids the request.
-	check func(r *request, current *atlas.EncryptionAtRest, vs *violations)
+	check func(r *request, st *state, vs *violations)
 }
 
 var (
@@ -87,7 +99,6 @@ var (
 		field:   "aws_kms",
 		atlas:   "awsKms",
 		title:   "AWS KMS",
-		cloud:   "AWS",
 		request: (*encryptionv1.AwsKms)(nil).ProtoReflect().Descriptor(),
 		state:   (*encryptionv1.AwsKmsState)(nil).ProtoReflect().Descriptor(),
 		fields: map[protoreflect.Name]fieldRule{
@@ -99,15 +110,16 @@ var (
 			"role_id":                    {check: roleIDCheck},
 			"require_private_networking": {},
 		},
-		required:  []protoreflect.Name{"customer_master_key_id", "region"},
-		authModes: [][]protoreflect.Name{{"role_id"}, {"access_key_id", "secret_access_key"}},
-		writeOnly: []protoreflect.Name{"role_id"},
+		required:        []protoreflect.Name{"customer_master_key_id", "region"},
+		authModes:       [][]protoreflect.Name{{"role_id"}, {"access_key_id", "secret_access_key"}},
+		writeOnly:       []protoreflect.Name{"role_id"},
+		cloud:           encryptionv1.CloudProvider_AWS,
+		endpointRegions: atlas.AWSRegions(),
 	}
 	azureKeyVault = &provider{
 		field:   "azure_key_vault",
 		atlas:   "azureKeyVault",
 		title:   "Azure Key Vault",
-		cloud:   "AZURE",
 		request: (*encryptionv1.AzureKeyVault)(nil).ProtoReflect().Descriptor(),
 		state:   (*encryptionv1.AzureKeyVaultState)(nil).ProtoReflect().Descriptor(),
 		fields: map[protoreflect.Name]fieldRule{
@@ -125,12 +137,18 @@ var (
 		},
 		required:  []protoreflect.Name{"azure_environment", "subscription_id", "resource_group_name", "key_vault_name", "key_identifier"},
 		authModes: [][]protoreflect.Name{{"role_id"}, {"client_id", "tenant_id", "secret"}},
+		special: []specialRule{
+			// Atlas refuses to move the key vault while private endpoints
+			// lead to it.
+			fixedWhileEndpoints("key_vault_name", "resource_group_name", "subscription_id"),
+		},
+		cloud:           encryptionv1.CloudProvider_AZURE,
+		endpointRegions: atlas.AzureRegions(),
 	}
 	googleCloudKMS = &provider{
 		field:   "google_cloud_kms",
 		atlas:   "googleCloudKms",
 		title:   "Google Cloud KMS",
-		cloud:   "GCP",
 		request: (*encryptionv1.GoogleCloudKms)(nil).ProtoReflect().Descriptor(),
 		state:   (*encryptionv1.GoogleCloudKmsState)(nil).ProtoReflect().Descriptor(),
 		fields: map[protoreflect.Name]fieldRule{
@@ -147,6 +165,7 @@ var (
 			oneWay("role_id", "service_account_key",
 				"serviceAccountKey cannot be set: this project's Google Cloud KMS uses roleId, and Atlas refuses static credentials once a role is configured"),
 		},
+		cloud: encryptionv1.CloudProvider_GCP, // and no endpointRegions: Atlas offers it no private endpoints
 	}
 
 	// providers lists every provider, in ProviderConfig's field order.
@@ -180,9 +199,50 @@ func oneWay(configured, refused protoreflect.Name, description string) specialRu
 	return specialRule{
 		fields:  []protoreflect.Name{configured, refused},
 		applies: func(r *request) bool { return r.has(refused) },
-		check: func(r *request, current *atlas.EncryptionAtRest, vs *violations) {
-			if r.provider.shows(current, configured) {
+		check: func(r *request, st *state, vs *violations) {
+			if r.provider.shows(st.config, configured) {
 				vs.add(r.path(refused), description)
+			}
+		},
+	}
+}
+
+// maxNamedEndpoints bounds how many endpoint ids a refusal names.
+const maxNamedEndpoints = 5
+
+// fixedWhileEndpoints is the special rule "while the project has private
+// endpoints of the provider that are not DELETING, the fields cannot
+// change": a partial document that sets one to a value other than the one
+// Atlas shows gets a violation per such field. (A whole document is sent as
+// it is, whatever the state: Atlas judges it.)
+func fixedWhileEndpoints(names ...protoreflect.Name) specialRule {
+	return specialRule{
+		fields:    names,
+		endpoints: true,
+		applies:   func(r *request) bool { return !r.whole() && slices.ContainsFunc(names, r.has) },
+		check: func(r *request, st *state, vs *violations) {
+			var ids []string
+			for _, ep := range st.endpoints {
+				if ep.Status != atlas.EndpointDeleting {
+					ids = append(ids, ep.ID)
+				}
+			}
+			if len(ids) == 0 {
+				return
+			}
+			named := strings.Join(ids[:min(len(ids), maxNamedEndpoints)], ", ")
+			if len(ids) > maxNamedEndpoints {
+				named += fmt.Sprintf(" and %d more", len(ids)-maxNamedEndpoints)
+			}
+			p := r.provider
+			for _, name := range names {
+				fd := p.request.Fields().ByName(name)
+				current, shown := p.wire.get(st.config, fd.JSONName())
+				if !r.has(name) || !shown || current.String() == r.msg.Get(fd).String() {
+					continue
+				}
+				vs.add(r.path(name), fmt.Sprintf("%s cannot change while the project has %s private endpoints (%s): Atlas refuses it; delete them first, or keep the current value",
+					fd.JSONName(), p.title, named))
 			}
 		},
 	}
@@ -203,6 +263,20 @@ func providerOf(cfg *encryptionv1.ProviderConfig) (*provider, protoreflect.Messa
 	}
 	return nil, nil
 }
+
+// providerByCloud returns the provider whose cloud is c, or nil.
+func providerByCloud(c encryptionv1.CloudProvider) *provider {
+	for _, p := range providers {
+		if p.cloud == c {
+			return p
+		}
+	}
+	return nil
+}
+
+// hasEndpoints reports whether Atlas offers the provider private
+// endpoints.
+func (p *provider) hasEndpoints() bool { return p.endpointRegions != nil }
 
 // providerByAtlasName returns the provider Atlas calls name, or nil.
 func providerByAtlasName(name string) *provider {

@@ -32,8 +32,16 @@ type updateRule struct {
 	// needsState reports whether the rule can judge r only against the
 	// provider's current state in Atlas.
 	needsState func(r *request) bool
-	// state checks r against Atlas's current configuration.
-	state func(r *request, current *atlas.EncryptionAtRest, vs *violations)
+	// state checks r against Atlas's current state.
+	state func(r *request, st *state, vs *violations)
+}
+
+// state is what the rules judge a request against: Atlas's current
+// configuration and, only when a rule needs them (request.needsEndpoints),
+// the provider's private endpoints.
+type state struct {
+	config    *atlas.EncryptionAtRest
+	endpoints []atlas.PrivateEndpoint
 }
 
 // updateRules are README's update rules, in README's order. Each entry's
@@ -76,8 +84,8 @@ var updateRules = []updateRule{
 		number:     4,
 		name:       "enabling needs the whole document",
 		needsState: func(r *request) bool { return !r.disable && !r.whole() },
-		state: func(r *request, current *atlas.EncryptionAtRest, vs *violations) {
-			if !r.disable && !r.provider.enabled(current) {
+		state: func(r *request, st *state, vs *violations) {
+			if !r.disable && !r.provider.enabled(st.config) {
 				r.missingToEnable(vs)
 			}
 		},
@@ -110,7 +118,10 @@ var updateRules = []updateRule{
 	// 7. A role (`roleId`) and static credentials are never mixed in one
 	// request; switching an enabled provider from a role to static
 	// credentials needs all of them; and each provider's special rules
-	// (Google Cloud KMS refuses a `serviceAccountKey` once it uses a role).
+	// (Google Cloud KMS refuses a `serviceAccountKey` once it uses a role;
+	// Azure Key Vault refuses a change of `keyVaultName`,
+	// `resourceGroupName` or `subscriptionID` while the project has Azure
+	// private endpoints that are not DELETING).
 	{
 		number:  7,
 		name:    "credentials",
@@ -118,16 +129,16 @@ var updateRules = []updateRule{
 		needsState: func(r *request) bool {
 			return !r.disable && (r.partialMode() || slices.ContainsFunc(r.provider.special, func(s specialRule) bool { return s.applies(r) }))
 		},
-		state: func(r *request, current *atlas.EncryptionAtRest, vs *violations) {
+		state: func(r *request, st *state, vs *violations) {
 			if r.disable {
 				return
 			}
-			if r.provider.enabled(current) && !r.provider.staticCredentials(current) {
+			if r.provider.enabled(st.config) && !r.provider.staticCredentials(st.config) {
 				r.missingToSwitch(vs)
 			}
 			for _, s := range r.provider.special {
 				if s.applies(r) {
-					s.check(r, current, vs)
+					s.check(r, st, vs)
 				}
 			}
 		},
@@ -252,12 +263,18 @@ func (r *request) needsState() bool {
 	})
 }
 
-// checkState applies every rule's state part against current.
-func (r *request) checkState(current *atlas.EncryptionAtRest) error {
+// needsEndpoints reports whether a rule that applies to r judges it against
+// the provider's private endpoints: only then does the handler list them.
+func (r *request) needsEndpoints() bool {
+	return !r.disable && slices.ContainsFunc(r.provider.special, func(s specialRule) bool { return s.endpoints && s.applies(r) })
+}
+
+// checkState applies every rule's state part against st.
+func (r *request) checkState(st *state) error {
 	var vs violations
 	for _, rule := range updateRules {
 		if rule.state != nil {
-			rule.state(r, current, &vs)
+			rule.state(r, st, &vs)
 		}
 	}
 	return vs.err(r.groupID, r.provider)

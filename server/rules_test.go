@@ -313,7 +313,7 @@ func TestDescribeUpdate(t *testing.T) {
 		{awsWhole, false, Mutation{GroupID: testGroup, Provider: "awsKms", Action: "enable", Fields: []string{"accessKeyID", "customerMasterKeyID", "enabled", "region", "secretAccessKey"}}},
 		{`{"azureKeyVault": {"enabled": false}}`, false, Mutation{GroupID: testGroup, Provider: "azureKeyVault", Action: "disable", Fields: []string{"enabled"}}},
 		{`{"googleCloudKms": {"roleId": "x"}}`, false, Mutation{GroupID: testGroup, Provider: "googleCloudKms", Action: "update", Fields: []string{"roleId"}}},
-		{`{"googleCloudKms": {"roleId": "x"}}`, true, Mutation{GroupID: testGroup, Provider: "googleCloudKms", Action: "validate", Fields: []string{"roleId"}}},
+		{`{"googleCloudKms": {"roleId": "x"}}`, true, Mutation{GroupID: testGroup, Provider: "googleCloudKms", Action: "validate", Fields: []string{"roleId"}, ValidateOnly: true}},
 		{`{}`, false, Mutation{GroupID: testGroup, Action: "update"}},
 	}
 	for _, tt := range tests {

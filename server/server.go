@@ -7,7 +7,8 @@
 // exactly the document Atlas expects (translate.go). Everything the service
 // knows about a key provider is in the provider table (provider.go).
 // errors.go maps the failures of Atlas calls to gRPC statuses, built with
-// package failure, which owns the error vocabulary.
+// package failure, which owns the error vocabulary. privateendpoints.go
+// serves the private endpoints for encryption at rest, and their watches.
 package server
 
 import (
@@ -17,6 +18,7 @@ import (
 
 	"github.com/encryptiond/encryptiond/atlas"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/server/watch"
 )
 
 // Atlas is what the service needs from the Atlas Administration API.
@@ -25,6 +27,10 @@ type Atlas interface {
 	GetEncryptionAtRest(ctx context.Context, groupID string) (*atlas.EncryptionAtRest, error)
 	UpdateEncryptionAtRest(ctx context.Context, groupID string, update *atlas.EncryptionAtRest) (*atlas.EncryptionAtRest, error)
 	ListClusters(ctx context.Context, groupID string) ([]atlas.Cluster, error)
+	ListPrivateEndpoints(ctx context.Context, groupID, cloudProvider string, opts atlas.ListOptions) (*atlas.PrivateEndpointPage, error)
+	GetPrivateEndpoint(ctx context.Context, groupID, cloudProvider, endpointID string) (*atlas.PrivateEndpoint, error)
+	CreatePrivateEndpoint(ctx context.Context, groupID, cloudProvider, regionName string) (*atlas.PrivateEndpoint, error)
+	DeletePrivateEndpoint(ctx context.Context, groupID, cloudProvider, endpointID string) error
 }
 
 // Server implements encryptionv1.EncryptionServiceServer.
@@ -35,6 +41,8 @@ type Server struct {
 	gets    flights       // shares concurrent Gets of one project
 	groups  groups        // serializes changes of one project
 	changes atomic.Uint64 // finished changes; see GetEncryptionAtRest
+	// endpoints are the watches of private endpoints.
+	endpoints *endpointWatches
 }
 
 var _ encryptionv1.EncryptionServiceServer = (*Server)(nil)
@@ -46,6 +54,7 @@ type options struct {
 	observeValid           func(groupID, provider string, enabled, valid bool)
 	observeRetry           func(provider string)
 	rolePropagationTimeout time.Duration
+	watchClock             watch.Clock
 }
 
 // WithValidObserver calls fn with every provider's `enabled` and `valid`
@@ -71,12 +80,19 @@ func WithRetryObserver(fn func(provider string)) Option {
 	return func(o *options) { o.observeRetry = fn }
 }
 
+// WithWatchClock sets the clock on which watches wait between polls of
+// Atlas, so that tests can move it. Default: the system clock.
+func WithWatchClock(c watch.Clock) Option {
+	return func(o *options) { o.watchClock = c }
+}
+
 // New returns a Server that calls Atlas through client.
 func New(client Atlas, opts ...Option) *Server {
 	s := &Server{atlas: client, opts: options{rolePropagationTimeout: DefaultRolePropagationTimeout}}
 	for _, opt := range opts {
 		opt(&s.opts)
 	}
+	s.endpoints = s.newEndpointWatches()
 	return s
 }
 
@@ -105,12 +121,20 @@ func record(ctx context.Context) *Record {
 	return &Record{}
 }
 
-// Mutation describes an UpdateEncryptionAtRest request for the audit log:
+// Mutation describes a request that changes a project, for the audit log:
 // never a value, only names.
 type Mutation struct {
 	GroupID  string
-	Provider string   // Atlas's name of the provider: "awsKms", "azureKeyVault", "googleCloudKms"; "" if none
-	Action   string   // "enable", "update", "disable" or "validate"
-	Fields   []string // Atlas JSON names of the fields the request sets, sorted
-	Attempts int      // how many times the change was sent to Atlas (Record)
+	Provider string // Atlas's name of the provider: "awsKms", "azureKeyVault", "googleCloudKms"; "" if none
+	// Action is "enable", "update", "disable" or "validate" for
+	// UpdateEncryptionAtRest, ActionCreatePrivateEndpoint or
+	// ActionDeletePrivateEndpoint.
+	Action string
+	Fields []string // Atlas JSON names of the fields the request sets, sorted
+	// ValidateOnly marks a request that only checks: nothing changes.
+	ValidateOnly bool
+	// EndpointID is the private endpoint concerned, if known.
+	EndpointID string
+	// Attempts is how many times the change was sent to Atlas (Record).
+	Attempts int
 }

@@ -42,11 +42,14 @@ func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetE
 // the current state. A request that the rules can only judge against the
 // current state (request.needsState: a partial document, or a provider's
 // special rule such as Google Cloud KMS's serviceAccountKey) first reads it:
-// two round trips. validate_only always reads the state and never writes; a
-// validate-only disable also reads the clusters, to predict Atlas's refusal.
-// A PATCH naming a role that Atlas cannot use yet is sent again while the
-// role propagates (lifecycle.go); a disable Atlas refuses because clusters
-// use the provider costs one more GET, of the clusters, to name them.
+// two round trips. A change of an Azure field that cannot change while the
+// provider has private endpoints (request.needsEndpoints) also lists those:
+// three. validate_only always reads the state and never writes; a
+// validate-only disable also reads the clusters and the private endpoints,
+// to predict Atlas's refusal. A PATCH naming a role that Atlas cannot use
+// yet is sent again while the role propagates (lifecycle.go); a disable
+// Atlas refuses costs more GETs, of the clusters and the private endpoints,
+// to name what blocks it.
 //
 // Changes of one project are serialized within the process: the state read,
 // the rule check and the PATCH run under the project's lock. The state read
@@ -71,7 +74,13 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 			return nil, fromAtlas(ctx, err, r.groupID, r.provider, r.secrets())
 		}
 		s.observe(r.groupID, current)
-		if err := r.checkState(current); err != nil {
+		st := &state{config: current}
+		if r.needsEndpoints() {
+			if st.endpoints, err = s.privateEndpointsOf(ctx, r.groupID, r.provider); err != nil {
+				return nil, fromAtlas(ctx, err, r.groupID, r.provider, r.secrets())
+			}
+		}
+		if err := r.checkState(st); err != nil {
 			return nil, err
 		}
 		if r.validateOnly {
@@ -125,7 +134,7 @@ func DescribeUpdate(req *encryptionv1.UpdateEncryptionAtRestRequest) Mutation {
 		}
 	}
 	if req.GetValidateOnly() {
-		m.Action = "validate"
+		m.Action, m.ValidateOnly = "validate", true
 	}
 	return m
 }

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -92,42 +91,6 @@ func (e *Emulator) serveClusters(req *apiRequest) (int, any) {
 		return aerr.Error, aerr
 	}
 	return page(req, slices.Clone(g.clusters), e.cfg.MaxItemsPerPage)
-}
-
-// page answers one page of items as Atlas does: itemsPerPage (1 to 500,
-// default 100), pageNum (from 1, default 1) and includeCount (default
-// true); a page past the end has no results. A positive limit answers at
-// most that many items a page, whatever was asked
-// (EmulatorConfig.MaxItemsPerPage).
-func page[T any](req *apiRequest, items []T, limit int) (int, any) {
-	per, err := intParam(req.query, "itemsPerPage", 100)
-	if err != nil || per < 1 || per > atlas.MaxItemsPerPage {
-		return http.StatusBadRequest, errorBody(http.StatusBadRequest, "INVALID_PARAMETER", "Invalid itemsPerPage: it must be 1 to 500.")
-	}
-	if limit > 0 {
-		per = min(per, limit)
-	}
-	num, err := intParam(req.query, "pageNum", 1)
-	if err != nil || num < 1 {
-		return http.StatusBadRequest, errorBody(http.StatusBadRequest, "INVALID_PARAMETER", "Invalid pageNum: it must be 1 or more.")
-	}
-	out := atlas.Page[T]{Results: []T{}, Links: []atlas.Link{}}
-	if from := (num - 1) * per; from < len(items) {
-		out.Results = items[from:min(from+per, len(items))]
-	}
-	if req.query.Get("includeCount") != "false" {
-		n := len(items)
-		out.TotalCount = &n
-	}
-	return http.StatusOK, out
-}
-
-func intParam(q url.Values, name string, def int) (int, error) {
-	v := q.Get(name)
-	if v == "" {
-		return def, nil
-	}
-	return strconv.Atoi(v)
 }
 
 // RoleUsableAfter makes the Cloud Provider Access role roleID unusable

@@ -125,6 +125,8 @@ func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 		writeControl(w, http.StatusOK, map[string]any{"group": group, "provider": provider, flag: v})
 	case "GET state":
 		writeControl(w, http.StatusOK, e.State(q.Get("group")))
+	case "POST private-endpoints/approve", "POST private-endpoints/fail":
+		e.serveEndpointControl(w, r, strings.TrimPrefix(route, "POST private-endpoints/"))
 	default:
 		w.Header().Set("Content-Type", MediaTypeJSON)
 		w.WriteHeader(http.StatusNotFound)

@@ -18,6 +18,14 @@
 //     require Accept: application/vnd.atlas.2023-01-01+json (406 otherwise),
 //     and the same under /api/atlas/v1.0 with application/json. AWS roleId
 //     is write-only in v2 and returned in v1.0.
+//   - GET and POST (202) /api/atlas/v2/groups/{groupId}/encryptionAtRest/{AWS|AZURE}/privateEndpoints,
+//     GET and DELETE (204) …/privateEndpoints/{endpointId}: private
+//     endpoints for encryption at rest, paginated (itemsPerPage, pageNum,
+//     includeCount, links), with Atlas's lifecycle on EmulatorConfig.Now:
+//     INITIATING for PrivateEndpointDelay, then ACTIVE (AWS) or
+//     PENDING_ACCEPTANCE until approved (Azure); FAILED on request;
+//     DELETING for PrivateEndpointDelay after a DELETE, then 404. See
+//     privateendpoints.go.
 //   - The query parameters pretty=true (indented JSON) and envelope=true
 //     (200 with {"status": <status>, "content": <body>}).
 //   - HTTP Digest with the configured API key: realm "MMS Public API", MD5,
@@ -38,7 +46,9 @@
 //
 // In Go: AddGroup, SetLatency, InjectFault, SetFaultRate, ClearFaults,
 // ExpireNonces, SetKeyValid, SetProviderInUse, Stats, Calls, ResetStats,
-// Requests, ResetRecords and State.
+// Requests, ResetRecords, State, ApprovePrivateEndpoint,
+// FailPrivateEndpoint and PrivateEndpoints. EmulatorConfig.Now moves the
+// private endpoints' lifecycles on a clock the test controls.
 //
 // Requests returns the last MaxRecordedRequests authenticated requests to
 // the resource, bodies (and so any secrets in them) included.
@@ -62,6 +72,8 @@
 //	POST   /_emulator/key-valid?group=<id>&provider=awsKms&valid=false
 //	POST   /_emulator/provider-in-use?group=<id>&provider=awsKms&inUse=true
 //	GET    /_emulator/state?group=<id>               what a v2 GET would answer
+//	POST   /_emulator/private-endpoints/approve?group=<id>&id=<endpoint id>
+//	POST   /_emulator/private-endpoints/fail?group=<id>&id=<endpoint id>&message=<errorMessage>
 //
 // For example:
 //

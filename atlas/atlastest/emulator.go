@@ -83,9 +83,15 @@ type EmulatorConfig struct {
 	// MaxItemsPerPage caps the items of a page of a list below Atlas's 500,
 	// so that a test can see pagination with a few items. 0 means 500.
 	MaxItemsPerPage int
-	// Now is the emulator's clock, for the delays of RoleUsableAfter; nil
-	// means time.Now. Tests set it to move time on without sleeping.
+	// Now is the emulator's clock: the delays of RoleUsableAfter and the
+	// lifecycles of private endpoints (see PrivateEndpointDelay) run on it;
+	// tests pass a fake clock's Now to move them without waiting. Digest
+	// nonces and access tokens keep wall-clock time. Default: time.Now.
 	Now func() time.Time
+	// PrivateEndpointDelay is how long a new private endpoint stays
+	// INITIATING, and a deleted one DELETING, on the Now clock. Default 0:
+	// DefaultPrivateEndpointDelay.
+	PrivateEndpointDelay time.Duration
 	// DisableControl stops the emulator from serving the unauthenticated
 	// /_emulator/ control endpoints: they answer 404 like any unknown path.
 	// A program that embeds the emulator should set this, so that no other
@@ -102,6 +108,7 @@ type Emulator struct {
 
 	mu         sync.Mutex
 	groups     map[string]*group
+	pe         privateEndpointStore
 	nonces     map[string]*nonceState
 	tokens     map[string]time.Time // access token → expiry
 	faults     []*pendingFault
@@ -362,6 +369,8 @@ type apiRequest struct {
 	params map[string]string // the path's variables: groupId, …
 	query  url.Values
 	body   []byte
+	base   string // scheme and host the request was sent to, for links
+	path   string // the request's path, for links
 }
 
 // route is one Atlas resource the emulator serves.
@@ -385,6 +394,8 @@ var routes = []route{
 	{name: "encryptionAtRest", pattern: []string{"groups", "{groupId}", "encryptionAtRest"}, serve: (*Emulator).serveEncryptionAtRest},
 	{name: "clusters", pattern: []string{"groups", "{groupId}", "clusters"}, v2Only: true, serve: (*Emulator).serveClusters},
 	{name: "groups", pattern: []string{"groups"}, v2Only: true, serve: (*Emulator).serveGroups},
+	{name: "privateEndpoints", pattern: []string{"groups", "{groupId}", "encryptionAtRest", "{cloudProvider}", "privateEndpoints"}, v2Only: true, serve: (*Emulator).servePrivateEndpoints},
+	{name: "privateEndpoint", pattern: []string{"groups", "{groupId}", "encryptionAtRest", "{cloudProvider}", "privateEndpoints", "{endpointId}"}, v2Only: true, serve: (*Emulator).servePrivateEndpoint},
 }
 
 // matchRoute finds the route of /api/atlas/{v2|v1.0}/….
@@ -394,7 +405,10 @@ func matchRoute(r *http.Request) (*route, *apiRequest, bool) {
 		return nil, nil, false
 	}
 	segs := strings.Split(rest, "/")
-	req := &apiRequest{method: r.Method, query: r.URL.Query()}
+	req := &apiRequest{method: r.Method, query: r.URL.Query(), base: "http://" + r.Host, path: r.URL.Path}
+	if r.TLS != nil {
+		req.base = "https://" + r.Host
+	}
 	switch segs[0] {
 	case "v2":
 		req.v2 = true

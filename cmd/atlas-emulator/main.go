@@ -21,6 +21,7 @@
 //	-nonce-lifetime      digest nonce lifetime, 0 = never expires (default 0)
 //	-strict-nonce-count  refuse nonce counts that do not increase (default false)
 //	-token-lifetime      access token lifetime (default 1h)
+//	-private-endpoint-delay  how long a private endpoint stays INITIATING, and DELETING (default 3s)
 //
 // It is a test tool, not a service: the /_emulator/ control endpoints are
 // unauthenticated, so anyone who can reach -addr can reconfigure it, and
@@ -97,6 +98,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.DurationVar(&c.emulator.NonceLifetime, "nonce-lifetime", 0, "digest nonce lifetime; 0 means nonces never expire")
 	fs.BoolVar(&c.emulator.StrictNonceCount, "strict-nonce-count", false, "refuse digest nonce counts that do not increase (401 stale=true)")
 	fs.DurationVar(&c.emulator.TokenLifetime, "token-lifetime", time.Hour, "service account access token lifetime")
+	fs.DurationVar(&c.emulator.PrivateEndpointDelay, "private-endpoint-delay", atlastest.DefaultPrivateEndpointDelay, "how long a private endpoint stays INITIATING, and DELETING")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

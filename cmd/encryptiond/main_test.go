@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -464,6 +465,87 @@ func exercise(t *testing.T, b binaries, p *proc) {
 	})
 }
 
+// exercisePrivateEndpoints takes one AWS private endpoint through its life
+// with grpcurl: create, watch to ACTIVE, list, delete, watch to DELETED.
+// The emulator's endpoints change state after a few seconds of real time;
+// a watch that starts late sees the last state at once, so the round does
+// not depend on how long anything takes.
+func exercisePrivateEndpoints(t *testing.T, b binaries, p *proc) {
+	t.Helper()
+	const svc = "atlas.encryption.v1.EncryptionService/"
+	target := `"groupId": "` + e2eGroup + `", "cloudProvider": "AWS"`
+	audited := len(auditRecords(t, p.stderr.String()))
+	// watch runs a watch to its end and returns the statuses it streamed.
+	watch := func(t *testing.T, id string) []string {
+		t.Helper()
+		out, errOut, err := b.grpcurl(t, "-plaintext", "-d", `{`+target+`, "endpointId": "`+id+`"}`, p.grpcAddr, svc+"WatchPrivateEndpoint")
+		if err != nil {
+			t.Fatalf("grpcurl WatchPrivateEndpoint: %v\n%s%s", err, out, errOut)
+		}
+		var statuses []string
+		dec := json.NewDecoder(strings.NewReader(out))
+		for dec.More() {
+			var m map[string]any
+			if err := dec.Decode(&m); err != nil {
+				t.Fatalf("watch output %q: %v", out, err)
+			}
+			if m["id"] != id {
+				t.Errorf("watch message %v, want endpoint %s", m, id)
+			}
+			statuses = append(statuses, m["status"].(string))
+		}
+		return statuses
+	}
+	var id string
+	t.Run("private endpoint: create", func(t *testing.T) {
+		got := b.call(t, p, "CreatePrivateEndpoint", `{`+target+`, "privateEndpoint": {"regionName": "US_EAST_1"}}`)
+		id, _ = got["id"].(string)
+		if len(id) != 24 || got["status"] != "INITIATING" || got["cloudProvider"] != "AWS" {
+			t.Fatalf("CreatePrivateEndpoint = %v, want an INITIATING AWS endpoint", got)
+		}
+	})
+	if id == "" {
+		return
+	}
+	t.Run("private endpoint: watch to ACTIVE", func(t *testing.T) {
+		if got := watch(t, id); len(got) == 0 || got[len(got)-1] != "ACTIVE" {
+			t.Errorf("the watch streamed %v, want it to end with ACTIVE", got)
+		}
+	})
+	t.Run("private endpoint: list", func(t *testing.T) {
+		got := b.call(t, p, "ListPrivateEndpoints", `{`+target+`}`)
+		eps, _ := got["privateEndpoints"].([]any)
+		if len(eps) != 1 || field(eps[0].(map[string]any), "id") != id || field(eps[0].(map[string]any), "status") != "ACTIVE" {
+			t.Errorf("ListPrivateEndpoints = %v, want the one ACTIVE endpoint", got)
+		}
+	})
+	t.Run("private endpoint: delete, watch to DELETED", func(t *testing.T) {
+		got := b.call(t, p, "DeletePrivateEndpoint", `{`+target+`, "endpointId": "`+id+`"}`)
+		if s := got["status"]; s != "DELETING" && s != "DELETED" {
+			t.Errorf("DeletePrivateEndpoint = %v, want it DELETING", got)
+		}
+		if got := watch(t, id); len(got) == 0 || got[len(got)-1] != "DELETED" {
+			t.Errorf("the watch streamed %v, want it to end with DELETED", got)
+		}
+	})
+	t.Run("private endpoint: create and delete are audited", func(t *testing.T) {
+		var got []string
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			got = got[:0]
+			for _, r := range auditRecords(t, p.stderr.String())[audited:] {
+				got = append(got, fmt.Sprint(r["action"], " ", r["code"], " ", r["endpoint_id"]))
+			}
+			if len(got) >= 2 || time.Now().After(deadline) {
+				break
+			}
+		}
+		want := []string{"create_private_endpoint OK " + id, "delete_private_endpoint OK " + id}
+		if strings.Join(got, "; ") != strings.Join(want, "; ") {
+			t.Errorf("audit records %q, want %q", got, want)
+		}
+	})
+}
+
 // checkNoSecrets fails if the daemon's output holds any of the secrets.
 func checkNoSecrets(t *testing.T, p *proc, secrets ...string) {
 	t.Helper()
@@ -508,6 +590,7 @@ func TestBinary(t *testing.T) {
 			t.Errorf("-dev banner = %q, want it to say it runs against the emulator", out)
 		}
 		exercise(t, b, p)
+		exercisePrivateEndpoints(t, b, p)
 		t.Run("banner commands work verbatim", func(t *testing.T) {
 			runBannerCommands(t, b, p)
 		})
@@ -523,7 +606,7 @@ func TestBinary(t *testing.T) {
 	t.Run("emulator", func(t *testing.T) {
 		t.Parallel()
 		const clientID, clientSecret = "mdb_sa_id_e2e", "mdb_sa_sk_e2e-client-s3cr3t"
-		emu, srv := atlastest.NewServer(t, atlastest.EmulatorConfig{ClientID: clientID, ClientSecret: clientSecret, AutoCreateGroups: true})
+		emu, srv := atlastest.NewServer(t, atlastest.EmulatorConfig{ClientID: clientID, ClientSecret: clientSecret, AutoCreateGroups: true, PrivateEndpointDelay: time.Second})
 		p := start(t, b.encryptiond,
 			[]string{daemon.EnvClientID + "=" + clientID, daemon.EnvClientSecret + "=" + clientSecret, daemon.EnvBaseURL + "=" + srv.URL, "GOMAXPROCS=1"},
 			"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-log-level", "debug",
@@ -534,6 +617,7 @@ func TestBinary(t *testing.T) {
 			}
 		}
 		exercise(t, b, p)
+		exercisePrivateEndpoints(t, b, p)
 		if st := emu.Stats(); st.Patches == 0 || st.Tokens == 0 {
 			t.Errorf("emulator stats = %+v, want patches and a token: the daemon did not use the test's emulator", st)
 		}

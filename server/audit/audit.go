@@ -1,9 +1,11 @@
 // Package audit writes the audit log of encryptiond: exactly one record for
-// every UpdateEncryptionAtRest call that reaches the service, whether it was
-// applied, validated only, refused or failed. A record names who asked
-// (caller identity), what for (group, provider, action, the names of the
-// fields set) and what came of it (status code and outcome); it never holds a
-// field's value, so it never holds a secret.
+// every call that changes a project (UpdateEncryptionAtRest,
+// CreatePrivateEndpoint, DeletePrivateEndpoint) that reaches the service,
+// whether it was applied, validated only, refused or failed. A record names
+// who asked (caller identity), what for (group, provider, action, the names
+// of the fields set, the private endpoint concerned) and what came of it
+// (status code and outcome); it never holds a field's value, so it never
+// holds a secret.
 //
 // Install UnaryServerInterceptor outside authorization, so that refusals are
 // audited too, and inside identity, so that the caller is known.
@@ -43,23 +45,45 @@ const (
 	OutcomeUnknown = "unknown"
 )
 
+// mutations are the methods that change a project, each with how its call
+// is described: from its request, and from its answer (nil on failure).
+var mutations = map[string]func(req, resp any) server.Mutation{
+	encryptionv1.EncryptionService_UpdateEncryptionAtRest_FullMethodName: func(req, _ any) server.Mutation {
+		r, _ := req.(*encryptionv1.UpdateEncryptionAtRestRequest)
+		return server.DescribeUpdate(r)
+	},
+	encryptionv1.EncryptionService_CreatePrivateEndpoint_FullMethodName: func(req, resp any) server.Mutation {
+		r, _ := req.(*encryptionv1.CreatePrivateEndpointRequest)
+		m := server.DescribeCreatePrivateEndpoint(r)
+		if ep, ok := resp.(*encryptionv1.PrivateEndpoint); ok {
+			m.EndpointID = ep.GetId() // the new endpoint's
+		}
+		return m
+	},
+	encryptionv1.EncryptionService_DeletePrivateEndpoint_FullMethodName: func(req, _ any) server.Mutation {
+		r, _ := req.(*encryptionv1.DeletePrivateEndpointRequest)
+		return server.DescribeDeletePrivateEndpoint(r)
+	},
+}
+
 // UnaryServerInterceptor returns an interceptor that writes one audit record
-// per UpdateEncryptionAtRest call to logger, and passes every other call
+// per call that changes a project to logger, and passes every other call
 // through untouched. Records are at level INFO with "audit": true, message
 // "audit", and the attributes caller, group_id, provider, action, fields,
-// code, outcome and attempts (how many times the change was sent to Atlas:
-// 0 when it was not, more than 1 when it was sent again while its role
-// propagated); the record's time is the time of the answer.
+// code, outcome, attempts (how many times the change was sent to Atlas: 0
+// when it was not, more than 1 when it was sent again while its role
+// propagated), and endpoint_id for a private endpoint; the record's time is
+// the time of the answer.
 func UnaryServerInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if info.FullMethod != encryptionv1.EncryptionService_UpdateEncryptionAtRest_FullMethodName {
+		describe, ok := mutations[info.FullMethod]
+		if !ok {
 			return handler(ctx, req)
 		}
-		update, _ := req.(*encryptionv1.UpdateEncryptionAtRestRequest)
-		m := server.DescribeUpdate(update)
 		rec := &server.Record{}
 		start := time.Now()
 		resp, err := handler(server.NewRecordContext(ctx, rec), req)
+		m := describe(req, resp)
 		m.Attempts = rec.Attempts
 		Write(ctx, logger, caller.FromContext(ctx), m, err, time.Since(start))
 		return resp, err
@@ -76,7 +100,7 @@ func Write(ctx context.Context, logger *slog.Logger, identity string, m server.M
 	if fields == nil {
 		fields = []string{}
 	}
-	logger.LogAttrs(ctx, slog.LevelInfo, "audit",
+	attrs := []slog.Attr{
 		slog.Bool("audit", true),
 		slog.String("caller", identity),
 		slog.String("group_id", m.GroupID),
@@ -87,13 +111,17 @@ func Write(ctx context.Context, logger *slog.Logger, identity string, m server.M
 		slog.String("outcome", Outcome(m, err)),
 		slog.Int("attempts", m.Attempts),
 		slog.Duration("duration", took),
-	)
+	}
+	if m.EndpointID != "" {
+		attrs = append(attrs, slog.String("endpoint_id", m.EndpointID))
+	}
+	logger.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
 }
 
 // Outcome classifies how mutation m ended with err.
 func Outcome(m server.Mutation, err error) string {
 	if err == nil {
-		if m.Action == "validate" {
+		if m.ValidateOnly || m.Action == "validate" {
 			return OutcomeValidated
 		}
 		return OutcomeApplied

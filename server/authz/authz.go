@@ -29,8 +29,15 @@
 //  3. With Authenticate, the policy decides (Policy.Allows; a nil policy
 //     lets every caller read and nobody change); a refusal is
 //     PERMISSION_DENIED naming the caller, the action and the project.
-//     GetEncryptionAtRest is a Read, UpdateEncryptionAtRest a Write,
-//     validate-only or not.
+//     GetEncryptionAtRest, ListPrivateEndpoints, GetPrivateEndpoint and
+//     WatchPrivateEndpoint are Reads; UpdateEncryptionAtRest,
+//     CreatePrivateEndpoint and DeletePrivateEndpoint Writes, validate-only
+//     or not.
+//
+// Streaming calls (WatchPrivateEndpoint) get the same decisions from the
+// stream interceptor (InterceptStream), made when the handler
+// receives the request (it names the project): a refusal ends the stream
+// with its status before anything is sent.
 //
 // Without Authenticate (plaintext, -dev) there are no identities and every
 // caller may read and change every project; only the rate limit applies.
@@ -85,6 +92,11 @@ const DefaultMaxCallers = 10000
 var actions = map[string]Action{
 	encryptionv1.EncryptionService_GetEncryptionAtRest_FullMethodName:    Read,
 	encryptionv1.EncryptionService_UpdateEncryptionAtRest_FullMethodName: Write,
+	encryptionv1.EncryptionService_ListPrivateEndpoints_FullMethodName:   Read,
+	encryptionv1.EncryptionService_GetPrivateEndpoint_FullMethodName:     Read,
+	encryptionv1.EncryptionService_CreatePrivateEndpoint_FullMethodName:  Write,
+	encryptionv1.EncryptionService_DeletePrivateEndpoint_FullMethodName:  Write,
+	encryptionv1.EncryptionService_WatchPrivateEndpoint_FullMethodName:   Read,
 }
 
 // Config configures the interceptor.
@@ -146,10 +158,12 @@ type Interceptor struct {
 }
 
 // NewInterceptor returns the interceptor that authenticates, rate-limits
-// and authorizes calls of the encryption service as cfg says. It fails on a
-// configuration it cannot enforce: a policy without Authenticate, a
-// negative or infinite rate, a negative burst, or an encryption service
-// with a method it does not know how to classify.
+// and authorizes calls of the encryption service as cfg says: install both
+// its Intercept (unary) and its InterceptStream (streaming) on a server;
+// they share their rate limits. It fails on a configuration it cannot
+// enforce: a policy without Authenticate, a negative or infinite rate, a
+// negative burst, or an encryption service with a method it does not know
+// how to classify.
 func NewInterceptor(cfg Config) (*Interceptor, error) {
 	return newInterceptor(cfg, time.Now)
 }
@@ -199,14 +213,23 @@ func newInterceptor(cfg Config, now func() time.Time) (*Interceptor, error) {
 }
 
 // checkService makes sure that every method of the service is classified,
-// so that a method added later is not left open by mistake.
+// so that a method added later is not left open by mistake. A stream whose
+// client sends more than one message cannot be authorized on its first,
+// and is refused.
 func checkService(sd *grpc.ServiceDesc) error {
-	if len(sd.Streams) > 0 {
-		return fmt.Errorf("authz: %s has streaming methods, which authorization does not cover", sd.ServiceName)
-	}
+	names := make([]string, 0, len(sd.Methods)+len(sd.Streams))
 	for _, m := range sd.Methods {
-		if _, ok := actions["/"+sd.ServiceName+"/"+m.MethodName]; !ok {
-			return fmt.Errorf("authz: %s/%s is neither a read nor a write: classify it in authz", sd.ServiceName, m.MethodName)
+		names = append(names, m.MethodName)
+	}
+	for _, st := range sd.Streams {
+		if st.ClientStreams {
+			return fmt.Errorf("authz: %s/%s takes a stream of requests, which authorization does not cover", sd.ServiceName, st.StreamName)
+		}
+		names = append(names, st.StreamName)
+	}
+	for _, name := range names {
+		if _, ok := actions["/"+sd.ServiceName+"/"+name]; !ok {
+			return fmt.Errorf("authz: %s/%s is neither a read nor a write: classify it in authz", sd.ServiceName, name)
 		}
 	}
 	return nil
@@ -226,6 +249,35 @@ func (i *Interceptor) Intercept(ctx context.Context, req any, info *grpc.UnarySe
 		return nil, err
 	}
 	return handler(ctx, req)
+}
+
+// InterceptStream authorizes a server-streaming call of the encryption
+// service when its handler receives the request, which names the project.
+// Streams of other services pass through.
+func (i *Interceptor) InterceptStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if !strings.HasPrefix(info.FullMethod, servicePrefix) {
+		return handler(srv, ss)
+	}
+	return handler(srv, &authorizedStream{ServerStream: ss, i: i, method: info.FullMethod})
+}
+
+// authorizedStream decides on the first request it receives.
+type authorizedStream struct {
+	grpc.ServerStream
+	i       *Interceptor
+	method  string
+	decided bool
+}
+
+func (s *authorizedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if s.decided {
+		return nil
+	}
+	s.decided = true
+	return s.i.decide(s.Context(), s.method, m)
 }
 
 // decide returns nil if the call of method with req may go ahead, or the

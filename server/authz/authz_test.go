@@ -460,9 +460,14 @@ func TestCheckService(t *testing.T) {
 		t.Errorf("checkService(with an unclassified method) = %v, want an error naming it", err)
 	}
 	streaming := encryptionv1.EncryptionService_ServiceDesc
-	streaming.Streams = []grpc.StreamDesc{{StreamName: "Watch"}}
-	if err := checkService(&streaming); err == nil || !strings.Contains(err.Error(), "streaming") {
-		t.Errorf("checkService(with a stream) = %v, want an error", err)
+	streaming.Streams = append(append([]grpc.StreamDesc(nil), streaming.Streams...), grpc.StreamDesc{StreamName: "WatchEverything", ServerStreams: true})
+	if err := checkService(&streaming); err == nil || !strings.Contains(err.Error(), "WatchEverything is neither a read nor a write") {
+		t.Errorf("checkService(with an unclassified stream) = %v, want an error naming it", err)
+	}
+	uploads := encryptionv1.EncryptionService_ServiceDesc
+	uploads.Streams = []grpc.StreamDesc{{StreamName: "WatchPrivateEndpoint", ClientStreams: true}}
+	if err := checkService(&uploads); err == nil || !strings.Contains(err.Error(), "stream of requests") {
+		t.Errorf("checkService(with a client stream) = %v, want an error", err)
 	}
 }
 

@@ -148,7 +148,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 	d.health = health.NewServer()
 	d.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	d.health.SetServingStatus(encryptionv1.EncryptionService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
-	opts := grpcServerOptions(logger, metrics, public, authorize.Intercept, d.mutualTLS, d.stop)
+	opts := grpcServerOptions(logger, metrics, public, authorize, d.mutualTLS, d.stop)
 	d.public, d.internal = grpc.NewServer(opts...), grpc.NewServer(opts...)
 	for _, s := range []*grpc.Server{d.public, d.internal} {
 		if err := registerServices(s, svc, d.health); err != nil {
@@ -157,7 +157,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 		metrics.InitializeMetrics(s)
 	}
 
-	d.probes = grpc.NewServer(grpc.ChainStreamInterceptor(endWatchOnShutdown(d.stop.stopping)))
+	d.probes = grpc.NewServer(grpc.ChainStreamInterceptor(endStreamsOnShutdown(d.stop.stopping)))
 	healthpb.RegisterHealthServer(d.probes, d.health)
 
 	// The gateway's client connection reaches the internal gRPC server in
@@ -167,6 +167,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 		grpc.WithContextDialer(d.inproc.dial),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithUnaryInterceptor(forwardIdentity),
+		grpc.WithStreamInterceptor(forwardIdentityStream),
 	)
 	if err != nil {
 		return d, fmt.Errorf("gateway: %w", err)

@@ -24,7 +24,9 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/server"
 	"github.com/encryptiond/encryptiond/server/audit"
+	"github.com/encryptiond/encryptiond/server/authz"
 	"github.com/encryptiond/encryptiond/server/failure"
 	"github.com/encryptiond/encryptiond/server/telemetry"
 )
@@ -46,8 +48,8 @@ const (
 
 // grpcServerOptions assembles the server's options, with the interceptor
 // chains of interceptors.
-func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public credentials.TransportCredentials, authorize grpc.UnaryServerInterceptor, requireAuth bool, stop *stopper) []grpc.ServerOption {
-	unary, stream := interceptors(logger, authorize, requireAuth, stop)
+func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public credentials.TransportCredentials, authorize *authz.Interceptor, requireAuth bool, stop *stopper) []grpc.ServerOption {
+	unary, stream := interceptors(logger, authorize.Intercept, authorize.InterceptStream, requireAuth, stop)
 	return []grpc.ServerOption{
 		grpc.Creds(splitCredentials{public}),
 		// Stats handlers see every call, those grpc-go ends before any
@@ -85,10 +87,12 @@ func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public c
 // included), authorization (authz: authentication, rate limit, policy), the
 // refusal of a request the codec marked, undecodable or setting two members
 // of a oneof (codec.go), recovery again (innermost, so that the others see a
-// handler's panic as INTERNAL). Streaming calls (reflection, health Watch)
-// get recovery, the cut, the end of health Watch on shutdown,
-// authentication (mTLS only), the refusal of a marked request and recovery.
-func interceptors(logger *slog.Logger, authorize grpc.UnaryServerInterceptor, requireAuth bool, stop *stopper) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
+// handler's panic as INTERNAL). Streaming calls (WatchPrivateEndpoint,
+// reflection, health Watch) get recovery, the cut, their end when shutdown
+// begins (endStreamsOnShutdown), authentication of reflection (mTLS only),
+// authorization of the service's streams (authz, as for unary calls), the
+// refusal of a marked request and recovery.
+func interceptors(logger *slog.Logger, authorize grpc.UnaryServerInterceptor, authorizeStream grpc.StreamServerInterceptor, requireAuth bool, stop *stopper) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
 	unary := []grpc.UnaryServerInterceptor{
 		telemetry.UnaryRecovery(logger),
 		stop.unary,
@@ -100,12 +104,12 @@ func interceptors(logger *slog.Logger, authorize grpc.UnaryServerInterceptor, re
 	stream := []grpc.StreamServerInterceptor{
 		telemetry.StreamRecovery(logger),
 		stop.stream,
-		endWatchOnShutdown(stop.stopping),
+		endStreamsOnShutdown(stop.stopping),
 	}
 	if requireAuth {
 		stream = append(stream, requireAuthStream)
 	}
-	stream = append(stream, refuseMarkedStream, telemetry.StreamRecovery(logger))
+	stream = append(stream, authorizeStream, refuseMarkedStream, telemetry.StreamRecovery(logger))
 	return unary, stream
 }
 
@@ -124,24 +128,33 @@ func unknownMethod(_ any, ss grpc.ServerStream) error {
 // begins, so that it delivers NOT_SERVING before it ends.
 const watchGrace = 250 * time.Millisecond
 
-// endWatchOnShutdown ends health Watch streams shortly after stopping is
-// closed. A Watch never ends by itself, so GracefulStop would otherwise
-// wait for the whole shutdown timeout whenever a client watches health.
-func endWatchOnShutdown(stopping <-chan struct{}) grpc.StreamServerInterceptor {
+// endStreamsOnShutdown ends, once stopping is closed, the streams that
+// would otherwise outlast any shutdown: health Watch after watchGrace, so
+// that it delivers NOT_SERVING first, and the encryption service's watches
+// at once, with server.ErrStopping as the cause of their context, which
+// they answer UNAVAILABLE ("watch again"). A watch may wait for hours, so
+// GracefulStop would otherwise wait for the whole shutdown timeout whenever
+// a client watches.
+func endStreamsOnShutdown(stopping <-chan struct{}) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		if info.FullMethod != healthgrpc.Health_Watch_FullMethodName {
+		var grace time.Duration
+		switch {
+		case info.FullMethod == healthgrpc.Health_Watch_FullMethodName:
+			grace = watchGrace
+		case strings.HasPrefix(info.FullMethod, serviceMethodPrefix):
+		default:
 			return handler(srv, ss)
 		}
-		ctx, cancel := context.WithCancel(ss.Context())
-		defer cancel()
+		ctx, cancel := context.WithCancelCause(ss.Context())
+		defer cancel(nil)
 		go func() {
 			select {
 			case <-stopping:
-				t := time.NewTimer(watchGrace)
+				t := time.NewTimer(grace)
 				defer t.Stop()
 				select {
 				case <-t.C:
-					cancel()
+					cancel(server.ErrStopping)
 				case <-ctx.Done():
 				}
 			case <-ctx.Done():
@@ -150,6 +163,9 @@ func endWatchOnShutdown(stopping <-chan struct{}) grpc.StreamServerInterceptor {
 		return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
 	}
 }
+
+// serviceMethodPrefix starts the encryption service's methods.
+var serviceMethodPrefix = "/" + encryptionv1.EncryptionService_ServiceDesc.ServiceName + "/"
 
 // registerServices registers the encryption service, health and reflection
 // on s. Reflection serves the source descriptors, comments included.

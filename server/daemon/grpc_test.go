@@ -36,7 +36,10 @@ func TestInterceptorPanics(t *testing.T) {
 	}
 	log := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(log, nil))
-	unary, stream := interceptors(logger, allow, true, newStopper())
+	allowStream := func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, ss)
+	}
+	unary, stream := interceptors(logger, allow, allowStream, true, newStopper())
 
 	for i := 1; i <= len(unary); i++ {
 		chain := slices.Insert(slices.Clone(unary), i, panicUnary)

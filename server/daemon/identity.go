@@ -15,12 +15,12 @@ package daemon
 // bytes never leave the process. The gateway, which terminated the HTTP
 // client's TLS itself, sends that client's verified certificate identity in
 // the metadata key callerMetadataKey; the gRPC side trusts that key only on
-// an in-process connection. The gateway's client interceptor
-// (forwardIdentity) sets the one it verified, and first deletes any value
-// already under that key. The gateway's header matcher forwards no
-// Grpc-Metadata-* header (only X-Request-Id), so an HTTP client cannot put
-// one there today; the delete keeps it that way should the matcher ever
-// change.
+// an in-process connection. The gateway's client interceptors
+// (forwardIdentity, and forwardIdentityStream for a REST watch) set the one
+// it verified, and first delete any value already under that key. The
+// gateway's header matcher forwards no Grpc-Metadata-* header (only
+// X-Request-Id), so an HTTP client cannot put one there today; the delete
+// keeps it that way should the matcher ever change.
 //
 // The HTTP client's address crosses in the same trusted way: on an
 // in-process connection only, restClientAddr takes the last element of
@@ -226,10 +226,11 @@ const healthMethodPrefix = "/grpc.health.v1.Health/"
 
 // requireAuthStream refuses streaming calls (reflection) of unauthenticated
 // callers with UNAUTHENTICATED, health Watch excepted; installed only with
-// mutual TLS. (The service's methods are unary: package authz covers them.)
+// mutual TLS. The service's own streams are left to package authz, which
+// decides on them as on its unary calls.
 func requireAuthStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ok, _ := ss.Context().Value(authenticatedKey{}).(bool)
-	if !ok && !strings.HasPrefix(info.FullMethod, healthMethodPrefix) {
+	if !ok && !strings.HasPrefix(info.FullMethod, healthMethodPrefix) && !strings.HasPrefix(info.FullMethod, serviceMethodPrefix) {
 		return failure.New(codes.Unauthenticated, "a client certificate signed by the configured client CA is required",
 			failure.Info{Domain: failure.DomainService, Reason: failure.ReasonUnauthenticated, HTTPStatus: http.StatusUnauthorized})
 	}
@@ -256,6 +257,18 @@ func withRESTIdentity(next http.Handler) http.Handler {
 // forwardIdentity is the gateway client's interceptor: it removes any
 // client-supplied value of callerMetadataKey and sets the verified one.
 func forwardIdentity(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return invoker(withForwardedIdentity(ctx), method, req, reply, cc, opts...)
+}
+
+// forwardIdentityStream is forwardIdentity for the gateway's streaming
+// calls (a REST watch).
+func forwardIdentityStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return streamer(withForwardedIdentity(ctx), desc, cc, method, opts...)
+}
+
+// withForwardedIdentity returns ctx with the REST caller's verified
+// identity as the only value of callerMetadataKey in its outgoing metadata.
+func withForwardedIdentity(ctx context.Context) context.Context {
 	md, _ := metadata.FromOutgoingContext(ctx)
 	md = md.Copy()
 	delete(md, callerMetadataKey)
@@ -263,5 +276,5 @@ func forwardIdentity(ctx context.Context, method string, req, reply any, cc *grp
 		// Escaped: metadata values must be printable ASCII, a CN need not be.
 		md.Set(callerMetadataKey, url.PathEscape(id))
 	}
-	return invoker(metadata.NewOutgoingContext(ctx, md), method, req, reply, cc, opts...)
+	return metadata.NewOutgoingContext(ctx, md)
 }

@@ -13,7 +13,10 @@ import (
 
 // How encryptiond stops, on SIGTERM or SIGINT (the context of Serve):
 //
-//  1. Health goes NOT_SERVING and /readyz 503; health Watch streams end.
+//  1. Health goes NOT_SERVING and /readyz 503; health Watch streams end
+//     (after NOT_SERVING), and so do the watches of private endpoints, at
+//     once, with UNAVAILABLE: "watch again" (grpc.go,
+//     endStreamsOnShutdown).
 //  2. Both listeners stop accepting at the same moment: the public gRPC
 //     server stops (GracefulStop: no new connection or call; calls in
 //     flight go on), with the health listener of -health-addr, and the

@@ -93,6 +93,10 @@ const (
 	ReasonInvalidPath = "INVALID_PATH"
 	// ReasonInvalidHeader: a REST header with a malformed value.
 	ReasonInvalidHeader = "INVALID_HEADER"
+	// ReasonInvalidVersionDate: a request on Atlas's v2 paths whose Accept
+	// or Content-Type names only Atlas API versions this service does not
+	// speak (406; Atlas's own code).
+	ReasonInvalidVersionDate = "INVALID_VERSION_DATE"
 	// ReasonMalformedRequest: a gRPC request message that is not valid
 	// protobuf.
 	ReasonMalformedRequest = "MALFORMED_REQUEST"

@@ -33,11 +33,14 @@ var _ runtime.Marshaler = jsonMarshaler{}
 func (jsonMarshaler) ContentType(any) string { return "application/json" }
 
 // Marshal writes v as compact protojson (protojson varies its whitespace on
-// purpose; compact output is stable), or as encoding/json if v is not a
-// message.
+// purpose; compact output is stable), a stream's chunk as stream.go says,
+// or anything else as encoding/json.
 func (jsonMarshaler) Marshal(v any) ([]byte, error) {
 	m, ok := v.(proto.Message)
 	if !ok {
+		if b, chunk, err := marshalChunk(v); chunk {
+			return b, err
+		}
 		return json.Marshal(v)
 	}
 	b, err := protojson.Marshal(m)

@@ -13,18 +13,52 @@
 //
 // # Routes
 //
-// Every route comes from the proto's google.api.http options; today two
-// paths per RPC:
+// Every route comes from the proto's google.api.http options: this
+// service's own under /v1 (AIP-193 errors), and Atlas's own paths under
+// /api/atlas/v1.0 and /api/atlas/v2 (Atlas's ApiError errors):
 //
-//	GET   /v1/groups/{groupId}/encryptionAtRest               (AIP-193 errors)
-//	PATCH /v1/groups/{groupId}/encryptionAtRest
-//	GET   /api/atlas/v1.0/groups/{groupId}/encryptionAtRest   (Atlas ApiError errors)
-//	PATCH /api/atlas/v1.0/groups/{groupId}/encryptionAtRest
+//	GET, PATCH  /v1/groups/{groupId}/encryptionAtRest
+//	GET, POST   /v1/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints
+//	GET, DELETE /v1/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints/{endpointId}
+//	GET         /v1/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints/{endpointId}:watch   (a stream)
+//	GET, PATCH  /api/atlas/v1.0/groups/{groupId}/encryptionAtRest
+//	GET, PATCH  /api/atlas/v2/groups/{groupId}/encryptionAtRest
+//	GET, POST   /api/atlas/v2/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints
+//	GET, DELETE /api/atlas/v2/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints/{endpointId}
 //
 // A PATCH body is the request's config field, spelled as Atlas spells it
-// ({"awsKms": {"customerMasterKeyID": …}}), so an Atlas body works
+// ({"awsKms": {"customerMasterKeyID": …}}), and a POST body the new private
+// endpoint ({"regionName": "US_EAST_1"}), so an Atlas body works
 // unchanged. Answers are protojson with the same spelling; unpopulated
-// fields are left out (the service always sets enabled and valid).
+// fields are left out (the service always sets enabled and valid). Enum
+// path variables ({cloudProvider}) take the enum's value names, as Atlas
+// spells them: AWS, AZURE.
+//
+// # Atlas's v2 paths
+//
+// On /api/atlas/v2 the gateway answers as Atlas does (atlasv2.go), so that
+// Atlas's documented curl calls work against encryptiond by changing only
+// the host: Content-Type application/vnd.atlas.2023-01-01+json or
+// application/json; the versioned media type in the answer when Accept asks
+// for it; 406 INVALID_VERSION_DATE when Accept (or Content-Type) names only
+// an Atlas version this service does not speak; 202 for a create and 204,
+// without a body, for a delete; a list as Atlas's page, {"links": […],
+// "results": […], "totalCount": n}, paged with itemsPerPage, pageNum and
+// includeCount. Everything is done on grpc-gateway's terms: the route table
+// knows which bindings are Atlas's v2 ones (from their path) and which of
+// them page (their RPC has AIP-158's page_size and page_token); a
+// ForwardResponseOption writes the status and media type, a
+// ForwardResponseRewriter the page, and check the query translation.
+//
+// # Streams
+//
+// A server-streaming RPC (the :watch route) is answered as grpc-gateway
+// answers one: newline-delimited JSON, one {"result": <message>} per line,
+// flushed as it comes, and, if the stream fails, a last {"error": …} line
+// in AIP-193's shape (stream.go). An error before the first message gets
+// its own HTTP status, so it reads as the same error of a unary call. The
+// HTTP server's read and write deadlines are lifted for a stream, which
+// lasts as long as the client, its deadline and the service let it.
 //
 // # How a request flows
 //
@@ -33,22 +67,34 @@
 //     hands the request to grpc-gateway's ServeMux through a recorder: the
 //     ResponseWriter that notes the status, size, errorCode and whether the
 //     gateway refused the request itself, for the one access-log record
-//     ServeHTTP writes at the end.
+//     ServeHTTP writes at the end. On Atlas's v2 paths it first negotiates
+//     the media types: a version this service does not speak is refused
+//     (406); whether the answer takes the versioned media type is noted in
+//     the request's exchange, which carries what the answer needs to know
+//     to the steps below.
 //  2. The ServeMux routes. A path that matches no route, or a method the
 //     path does not take, goes to handleRoutingError: 404 or 405.
 //  3. The ServeMux's middleware, handler.check, runs with the matched route
-//     (runtime.HTTPPattern). It refuses a query parameter the route does
-//     not take, and reads the body (at most the limit) and refuses it
-//     unless it is exactly the route's body message (checkBody). It then
-//     hands on the request with only the route's own query parameters and
-//     the body it checked.
+//     (runtime.HTTPPattern). It refuses an enum path variable not spelled
+//     as a value name, a query parameter the route does not take (on a
+//     stream, pretty and envelope too), and reads the body (at most the
+//     limit) and refuses it unless it is exactly the route's body message
+//     (checkBody). It then hands on the request with only the route's own
+//     query parameters (Atlas's itemsPerPage and pageNum turned into the
+//     RPC's pageSize and pageToken) and the body it checked; for a stream
+//     it lifts the HTTP server's deadlines.
 //  4. grpc-gateway's generated handler decodes the request with
 //     jsonMarshaler and calls the gRPC server through the client
-//     connection; the answer is protojson, or on error handleError, which
-//     writes the status in the shape of the path.
+//     connection. A unary answer passes atlasAnswer (Atlas's status and
+//     media type on its v2 paths) and rewrite (Atlas's page for a list on
+//     its v2 paths) and is written as protojson; a stream's messages are
+//     written and flushed one line each; on error handleError (before an
+//     answer) or streamError (during a stream) writes the status in the
+//     shape of the path.
 //  5. With pretty or envelope, the recorder held the answer; ServeHTTP
-//     indents it or wraps it, whoever wrote it. Without them nothing is
-//     held: the answer goes straight to the client.
+//     indents it or wraps it, whoever wrote it (an Atlas page is its own
+//     envelope: it gains a "status"). Without them nothing is held: the
+//     answer goes straight to the client, flushed when the handler flushes.
 //
 // # What the gateway refuses itself
 //
@@ -112,12 +158,15 @@
 //
 // # pretty and envelope
 //
-// Both apply to every answer, success or error. pretty=true indents the JSON
-// by two spaces (with a final newline); without it the JSON is compact.
-// envelope=true answers HTTP 200 with {"status": <HTTP status>, "content":
-// <body>}, as Atlas does for clients that cannot read status codes. Neither
+// Both apply to every answer, success or error, but a stream's. pretty=true
+// indents the JSON by two spaces (with a final newline); without it the
+// JSON is compact. envelope=true answers HTTP 200 with {"status": <HTTP
+// status>, "content": <body>}, as Atlas does for clients that cannot read
+// status codes; an Atlas page is its own envelope, as Atlas's lists are:
+// it gains "status". A 204 has no body, so its content is null. Neither
 // reaches grpc-gateway's query parser: the route's handler sees only the
-// route's own parameters.
+// route's own parameters. On a stream both are refused: a stream is one
+// JSON document per line, and neither applies to it.
 //
 // # Headers
 //
@@ -146,5 +195,5 @@
 // (and audited) by the gRPC interceptors.
 //
 // Only an answer that pretty or envelope rewrites is held in memory before
-// it is written.
+// it is written. A stream's access record is written when it ends.
 package gateway

@@ -52,6 +52,8 @@ func (r *refusal) status() *status.Status {
 		c = codes.NotFound
 	case http.StatusMethodNotAllowed:
 		c = codes.Unimplemented
+	case http.StatusNotAcceptable:
+		c = codes.FailedPrecondition
 	}
 	var details []protoadapt.MessageV1
 	if len(r.violations) > 0 {
@@ -190,13 +192,9 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, rt *route, 
 		body = ae
 	} else {
 		httpStatus = e.httpStatus
-		as := aipStatus{Code: httpStatus, Status: codeName(e.st.Code()), Message: e.st.Message()}
-		for _, d := range e.st.Proto().GetDetails() {
-			if b, err := protojson.Marshal(d); err == nil {
-				as.Details = append(as.Details, b)
-			}
-		}
-		body = aipError{Error: as}
+		aip := aipBody(e.st)
+		aip.Error.Code = httpStatus // a refusal's own, such as 413
+		body = aip
 	}
 	if rec, ok := w.(*recorder); ok {
 		rec.errorCode = e.reason
@@ -205,17 +203,32 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, rt *route, 
 		secs := (e.retryAfter + time.Second - 1) / time.Second
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
 	}
-	// People read these messages: "<vault>", not "\u003cvault\u003e".
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	_, _ = w.Write(encodeJSON(body))
+}
+
+// aipBody is st as AIP-193's HTTP error body, with the HTTP status of its
+// code.
+func aipBody(st *status.Status) aipError {
+	as := aipStatus{Code: runtime.HTTPStatusFromCode(st.Code()), Status: codeName(st.Code()), Message: st.Message()}
+	for _, d := range st.Proto().GetDetails() {
+		if b, err := protojson.Marshal(d); err == nil {
+			as.Details = append(as.Details, b)
+		}
+	}
+	return aipError{Error: as}
+}
+
+// encodeJSON writes an error body as JSON that people read: "<vault>", not
+// "\u003cvault\u003e".
+func encodeJSON(body any) []byte {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(body); err != nil {
-		// Only strings and numbers above: this cannot fail.
-		b.Reset()
-		b.WriteString(`{"error":{"code":500,"status":"INTERNAL","message":"the error could not be written"}}`)
-		httpStatus = http.StatusInternalServerError
+		// Only strings, numbers and JSON from protojson: this cannot fail.
+		return []byte(`{"error":{"code":500,"status":"INTERNAL","message":"the error could not be written"}}`)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(httpStatus)
-	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }

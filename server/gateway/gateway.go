@@ -79,8 +79,13 @@ func New(ctx context.Context, conn *grpc.ClientConn, opts ...Option) (http.Handl
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, m),
 		runtime.WithMarshalerOption("application/json", m),
 		runtime.WithErrorHandler(h.handleError),
+		runtime.WithStreamErrorHandler(h.streamError),
 		runtime.WithRoutingErrorHandler(h.handleRoutingError),
 		runtime.WithMiddlewares(h.check),
+		// Atlas's status codes, media type and list shape on its v2 paths
+		// (atlasv2.go).
+		runtime.WithForwardResponseOption(h.atlasAnswer),
+		runtime.WithForwardResponseRewriter(h.rewrite),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithOutgoingTrailerMatcher(func(string) (string, bool) { return "", false }),
@@ -181,17 +186,25 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.pretty || f.envelope {
 		rec.buf = &bytes.Buffer{}
 	}
+	ex := &exchange{rec: rec, format: f}
+	rec.ex = ex
+	var notAcceptable *refusal
+	if atlasV2Path(r.URL.Path) {
+		ex.versioned, notAcceptable = negotiate(r)
+	}
 	switch {
 	case !canonical(r.URL.Path):
 		h.refuse(rec, r, nil, &refusal{httpStatus: http.StatusBadRequest, reason: failure.ReasonInvalidPath,
 			message: "The request path is not in canonical form: it has an empty, . or .. segment. Nothing was done; see /openapi.json for the paths."})
+	case notAcceptable != nil:
+		h.refuse(rec, r, nil, notAcceptable)
 	case r.ContentLength > h.maxBodyBytes:
 		h.refuse(rec, r, nil, bodyTooLarge(h.maxBodyBytes))
 	case !validTimeout(r.Header.Values("Grpc-Timeout")):
 		h.refuse(rec, r, nil, &refusal{httpStatus: http.StatusBadRequest, reason: failure.ReasonInvalidHeader,
 			message: "The Grpc-Timeout header must be given once, as 1 to 8 digits and a unit (H, M, S, m, u or n), e.g. 10S for ten seconds."})
 	default:
-		h.mux.ServeHTTP(rec, withoutDroppedHeaders(r))
+		h.mux.ServeHTTP(rec, withoutDroppedHeaders(r.WithContext(withExchange(r.Context(), ex))))
 	}
 	if rec.buf != nil {
 		rec.flush(f)
@@ -232,14 +245,24 @@ func (h *handler) check(next runtime.HandlerFunc) runtime.HandlerFunc {
 			h.refuse(w, r, nil, &refusal{httpStatus: http.StatusNotFound, reason: failure.ReasonResourceNotFound, message: "No resource of this API has this path; see /openapi.json."})
 			return
 		}
-		forward, ref := h.routes.checkQuery(r, rt)
+		if ref := checkPath(rt, pathParams); ref != nil {
+			h.refuse(w, r, rt, ref)
+			return
+		}
+		query, ref := h.routes.checkQuery(r, rt)
 		if ref != nil {
 			h.refuse(w, r, rt, ref)
 			return
 		}
+		if ex := exchangeFrom(r.Context()); ex != nil {
+			ex.rt, ex.page, ex.omitCount, ex.self = rt, query.page, query.omitCount, absoluteURL(r)
+		}
+		if rt.stream {
+			liftDeadlines(w)
+		}
 		checked := r.WithContext(r.Context())
 		u := *r.URL
-		u.RawQuery = forward
+		u.RawQuery = query.forward
 		checked.URL = &u
 		if md := rt.bodyMessage(); md != nil {
 			data, ref := readBody(w, r, h.maxBodyBytes)
@@ -264,8 +287,9 @@ type recorder struct {
 	buf       *bytes.Buffer // nil: write through
 	status    int
 	bytes     int
-	refused   bool   // the gateway refused the request itself
-	errorCode string // the errorCode answered, if any
+	refused   bool      // the gateway refused the request itself
+	errorCode string    // the errorCode answered, if any
+	ex        *exchange // what the answer needs to know of the request
 }
 
 func (rec *recorder) WriteHeader(code int) {
@@ -282,6 +306,9 @@ func (rec *recorder) Write(p []byte) (int, error) {
 	if rec.status == 0 {
 		rec.WriteHeader(http.StatusOK)
 	}
+	if s := rec.status; s == http.StatusNoContent || s == http.StatusNotModified {
+		return 0, http.ErrBodyNotAllowed // as net/http, also while holding the answer
+	}
 	if rec.buf != nil {
 		return rec.buf.Write(p)
 	}
@@ -290,7 +317,21 @@ func (rec *recorder) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Unwrap lets http.ResponseController reach the connection's writer.
+// FlushError sends what was written so far to the client, as a stream's
+// every message needs; an answer held for pretty or envelope is sent when
+// whole, by flush.
+func (rec *recorder) FlushError() error {
+	if rec.buf != nil {
+		return nil
+	}
+	if rec.status == 0 {
+		rec.WriteHeader(http.StatusOK)
+	}
+	return http.NewResponseController(rec.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer, for
+// what the recorder does not do itself (deadlines).
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
 // statusCode is the answer's own status (not 200 of an envelope).
@@ -306,7 +347,7 @@ func (rec *recorder) statusCode() int {
 func (rec *recorder) flush(f format) {
 	code := rec.statusCode()
 	wire, body := code, rec.buf.Bytes()
-	if f.envelope {
+	if f.envelope && (rec.ex == nil || !rec.ex.selfEnveloped) {
 		content := json.RawMessage(body)
 		if !json.Valid(body) {
 			content = json.RawMessage("null")

@@ -93,7 +93,7 @@ func (b *lockedBuffer) String() string {
 
 // newGateway serves f on an in-memory gRPC server and returns the gateway
 // over a client connection to it, and the access log's output.
-func newGateway(t *testing.T, f *fakeService, opts ...gateway.Option) (http.Handler, *lockedBuffer) {
+func newGateway(t *testing.T, f encryptionv1.EncryptionServiceServer, opts ...gateway.Option) (http.Handler, *lockedBuffer) {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()

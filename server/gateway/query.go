@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/encryptiond/encryptiond/server/failure"
+	"github.com/encryptiond/encryptiond/server/paging"
 )
 
 // The query parameters every route takes, as Atlas's do. Everything else a
@@ -39,19 +40,33 @@ func formatOf(r *http.Request) format {
 	return f
 }
 
+// checkedQuery is a query that checkQuery let through.
+type checkedQuery struct {
+	// forward is the query grpc-gateway sees: rt's own parameters only,
+	// Atlas's paging parameters turned into the RPC's.
+	forward string
+	// page and omitCount are what Atlas's paging parameters asked, on a
+	// route that takes them.
+	page      paging.Page
+	omitCount bool
+}
+
 // checkQuery checks r's query string against the parameters rt takes. It
-// returns the query grpc-gateway should see (rt's own parameters only), or
-// the refusal. No value is ever quoted back.
-func (rs *routes) checkQuery(r *http.Request, rt *route) (forward string, ref *refusal) {
+// returns the query grpc-gateway should see, or the refusal. No value is
+// ever quoted back.
+func (rs *routes) checkQuery(r *http.Request, rt *route) (checkedQuery, *refusal) {
 	values, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return "", &refusal{
+		return checkedQuery{}, &refusal{
 			httpStatus: http.StatusBadRequest,
 			reason:     failure.ReasonInvalidQueryParameter,
 			message:    "The query string is malformed: check its escapes (%XX).",
 		}
 	}
-	allowed := append([]string{paramEnvelope, paramPretty}, rt.query...)
+	allowed := slices.Clone(rt.query)
+	if !rt.stream {
+		allowed = append(allowed, paramEnvelope, paramPretty)
+	}
 	slices.Sort(allowed)
 	names := make([]string, 0, len(values))
 	for name := range values {
@@ -59,21 +74,27 @@ func (rs *routes) checkQuery(r *http.Request, rt *route) (forward string, ref *r
 	}
 	slices.Sort(names)
 	keep := url.Values{}
+	atlasPaging := map[string]string{}
 	var bad refusal
 	for _, name := range names {
 		var what string
 		switch vals := values[name]; {
+		case rt.stream && (name == paramPretty || name == paramEnvelope):
+			what = "does not apply to a stream, which is newline-delimited JSON, one message per line"
+		case !slices.Contains(allowed, name) && len(allowed) == 0:
+			what = "is not a query parameter of this route, which takes none"
 		case !slices.Contains(allowed, name):
 			what = fmt.Sprintf("is not a query parameter of this route, which accepts only %s", strings.Join(allowed, ", ")) + rs.hint(rt, name, allowed)
 		case len(vals) > 1:
 			what = "is given more than once"
 		default:
-			fd := rt.queryFields[name]
-			if what = kindProblem(fd, vals[0]); what != "" {
+			if what = kindProblem(rt.queryKind(name), vals[0]); what != "" {
 				break
 			}
-			if fd != nil {
+			if rt.queryFields[name] != nil {
 				keep.Set(name, vals[0])
+			} else if rt.atlasPaging && name != paramPretty && name != paramEnvelope {
+				atlasPaging[name] = vals[0]
 			}
 			continue
 		}
@@ -83,7 +104,17 @@ func (rs *routes) checkQuery(r *http.Request, rt *route) (forward string, ref *r
 	}
 	switch len(bad.violations) {
 	case 0:
-		return keep.Encode(), nil
+		checked := checkedQuery{}
+		if rt.atlasPaging {
+			var ref *refusal
+			if checked.page, checked.omitCount, ref = atlasPageQuery(atlasPaging); ref != nil {
+				return checkedQuery{}, ref
+			}
+			keep.Set("pageSize", strconv.Itoa(checked.page.Size))
+			keep.Set("pageToken", paging.Token(checked.page))
+		}
+		checked.forward = keep.Encode()
+		return checked, nil
 	case 1:
 		bad.message = "Invalid query parameter " + bad.violations[0].description
 	default:
@@ -97,16 +128,24 @@ func (rs *routes) checkQuery(r *http.Request, rt *route) (forward string, ref *r
 		bad.message += "."
 	}
 	bad.httpStatus, bad.reason = http.StatusBadRequest, failure.ReasonInvalidQueryParameter
-	return "", &bad
+	return checkedQuery{}, &bad
 }
 
-// kindProblem says what is wrong with a query value for fd (pretty and
-// envelope when fd is nil), or "".
-func kindProblem(fd protoreflect.FieldDescriptor, v string) string {
-	kind := protoreflect.BoolKind
-	if fd != nil {
-		kind = fd.Kind()
+// queryKind is the kind of value the query parameter name takes on rt: its
+// field's, a whole number for Atlas's itemsPerPage and pageNum, true or
+// false for the others (pretty, envelope, includeCount).
+func (rt *route) queryKind(name string) protoreflect.Kind {
+	if fd := rt.queryFields[name]; fd != nil {
+		return fd.Kind()
 	}
+	if name == paramItemsPerPage || name == paramPageNum {
+		return protoreflect.Int32Kind
+	}
+	return protoreflect.BoolKind
+}
+
+// kindProblem says what is wrong with a query value of kind, or "".
+func kindProblem(kind protoreflect.Kind, v string) string {
 	switch kind {
 	case protoreflect.BoolKind:
 		if _, ok := boolParam([]string{v}); !ok {

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 // route is one REST binding of an RPC, read from its google.api.http
@@ -25,10 +27,29 @@ type route struct {
 	body string
 	// query are the query parameters the route takes besides pretty and
 	// envelope, by JSON name: the request's fields that are neither in the
-	// path nor the body, as grpc-gateway would fill them.
+	// path nor the body, as grpc-gateway would fill them; on a route with
+	// Atlas's pagination (atlasPaging), Atlas's parameters instead of
+	// pageSize and pageToken.
 	query []string
-	// queryFields are the fields of query, by JSON name.
+	// queryFields are the fields of query, by JSON name; Atlas's paging
+	// parameters have none.
 	queryFields map[string]protoreflect.FieldDescriptor
+	// pathFields are the request fields the path fills, by variable name.
+	pathFields map[string]protoreflect.FieldDescriptor
+	// stream marks a server-streaming RPC: its answer is newline-delimited
+	// JSON, written as it comes.
+	stream bool
+	// atlasV2 marks a route on Atlas's own v2 paths (/api/atlas/v2/): its
+	// media type is Atlas's versioned one, and its answers take Atlas's
+	// status codes and list shape (atlasv2.go).
+	atlasV2 bool
+	// atlasPaging marks an Atlas v2 route of an RPC with AIP-158 paging:
+	// the route takes Atlas's itemsPerPage, pageNum and includeCount, and
+	// answers Atlas's page ({results, totalCount, links}).
+	atlasPaging bool
+	// atlasStatus is the HTTP status Atlas answers the route's success
+	// with, when it is not 200 (atlasStatuses); 0 otherwise.
+	atlasStatus int
 }
 
 // bodyMessage is the message the HTTP body decodes into, or nil.
@@ -72,7 +93,14 @@ func newRoutes(sd protoreflect.ServiceDescriptor) (*routes, error) {
 }
 
 func newRoute(sd protoreflect.ServiceDescriptor, m protoreflect.MethodDescriptor, b *annotations.HttpRule) (*route, error) {
-	rt := &route{rpc: fmt.Sprintf("/%s/%s", sd.FullName(), m.Name()), input: m.Input(), body: b.GetBody(), queryFields: map[string]protoreflect.FieldDescriptor{}}
+	rt := &route{
+		rpc: fmt.Sprintf("/%s/%s", sd.FullName(), m.Name()), input: m.Input(), body: b.GetBody(),
+		queryFields: map[string]protoreflect.FieldDescriptor{}, pathFields: map[string]protoreflect.FieldDescriptor{},
+		stream: m.IsStreamingServer(),
+	}
+	if m.IsStreamingClient() {
+		return nil, fmt.Errorf("gateway: %s: client-streaming RPCs have no REST binding here", m.FullName())
+	}
 	var template string
 	switch p := b.GetPattern().(type) {
 	case *annotations.HttpRule_Get:
@@ -97,6 +125,9 @@ func newRoute(sd protoreflect.ServiceDescriptor, m protoreflect.MethodDescriptor
 	var inPath []string
 	for _, v := range pathVariable.FindAllStringSubmatch(template, -1) {
 		inPath = append(inPath, v[1])
+		if fd := m.Input().Fields().ByName(protoreflect.Name(v[1])); fd != nil {
+			rt.pathFields[v[1]] = fd
+		}
 	}
 	if rt.body != "*" {
 		fields := m.Input().Fields()
@@ -106,6 +137,11 @@ func newRoute(sd protoreflect.ServiceDescriptor, m protoreflect.MethodDescriptor
 				rt.query = append(rt.query, fd.JSONName())
 				rt.queryFields[fd.JSONName()] = fd
 			}
+		}
+	}
+	if strings.HasPrefix(template, atlasV2Prefix) {
+		if err := rt.bindAtlasV2(m); err != nil {
+			return nil, err
 		}
 	}
 	return rt, nil
@@ -193,4 +229,44 @@ func (rs *routes) fallback() *route {
 		}
 	}
 	return rs.all[0]
+}
+
+// checkPath refuses a path whose enum variables (cloudProvider) are not
+// spelled as the enum's value names, the way Atlas spells them: not as
+// numbers, not as the zero value, which means none.
+func checkPath(rt *route, pathParams map[string]string) *refusal {
+	names := make([]string, 0, len(rt.pathFields))
+	for name := range rt.pathFields {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var bad []violation
+	for _, name := range names {
+		fd := rt.pathFields[name]
+		if fd.Kind() != protoreflect.EnumKind {
+			continue
+		}
+		values := fd.Enum().Values()
+		if v := values.ByName(protoreflect.Name(pathParams[name])); v != nil && v.Number() != 0 {
+			continue
+		}
+		var spelled []string
+		for i := range values.Len() {
+			if v := values.Get(i); v.Number() != 0 {
+				spelled = append(spelled, string(v.Name()))
+			}
+		}
+		bad = append(bad, violation{field: name, description: fd.JSONName() + " must be one of " + strings.Join(spelled, ", ")})
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	ref := &refusal{httpStatus: http.StatusBadRequest, reason: failure.ReasonInvalidAttribute, violations: bad}
+	var parts []string
+	for _, v := range bad {
+		ref.parameters = append(ref.parameters, rt.atlasPath(v.field))
+		parts = append(parts, v.description)
+	}
+	ref.message = "Invalid attribute in the path: " + strings.Join(parts, "; ") + "."
+	return ref
 }

@@ -1,9 +1,16 @@
 package gateway
 
 import (
+	"encoding/json"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/gen/openapiv2"
 )
 
 func TestAtlasPath(t *testing.T) {
@@ -46,5 +53,63 @@ func TestAtlasPath(t *testing.T) {
 				t.Errorf("atlasPath(%q, %q) = %q, want %q", tt.method, tt.path, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestOpenAPIDescribesWhatIsServed holds /openapi.json, which
+// tools/openapi-params completes, to the routes: every route is there with
+// its query parameters, a stream without pretty and envelope, and each of
+// Atlas's v2 routes with the status the gateway answers.
+func TestOpenAPIDescribesWhatIsServed(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct {
+				Name string `json:"name"`
+				In   string `json:"in"`
+			} `json:"parameters"`
+			Responses map[string]any `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(openapiv2.JSON, &doc); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := newRoutes(encryptionv1.File_atlas_encryption_v1_encryption_proto.Services().ByName("EncryptionService"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	openapiPath := regexp.MustCompile(`\{([a-z_]+)=\*\}`)
+	for _, rt := range rs.all {
+		path := openapiPath.ReplaceAllStringFunc(rt.pattern, func(v string) string {
+			name := openapiPath.FindStringSubmatch(v)[1]
+			return "{" + rt.pathFields[name].JSONName() + "}"
+		})
+		op, ok := doc.Paths[path][strings.ToLower(rt.method)]
+		if !ok {
+			t.Errorf("/openapi.json lacks %s %s", rt.method, path)
+			continue
+		}
+		var query []string
+		for _, p := range op.Parameters {
+			if p.In == "query" {
+				query = append(query, p.Name)
+			}
+		}
+		want := slices.Clone(rt.query)
+		if !rt.stream {
+			want = append(want, paramEnvelope, paramPretty)
+		}
+		slices.Sort(query)
+		slices.Sort(want)
+		if !slices.Equal(query, want) {
+			t.Errorf("%s %s: /openapi.json's query parameters %v, the route takes %v", rt.method, path, query, want)
+		}
+		status := "200"
+		if rt.atlasStatus != 0 {
+			status = strconv.Itoa(rt.atlasStatus)
+		}
+		if _, ok := op.Responses[status]; !ok {
+			t.Errorf("%s %s: /openapi.json documents %v, the gateway answers %s", rt.method, path, slices.Collect(maps.Keys(op.Responses)), status)
+		}
 	}
 }

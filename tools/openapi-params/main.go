@@ -1,8 +1,18 @@
-// Command openapi-params adds the query parameters that every encryptiond
-// REST route accepts, `pretty` and `envelope`, to the OpenAPI document that
-// protoc-gen-openapiv2 generates. They are served by the HTTP layer rather
-// than declared in the API's messages, and the generator's options can only
-// declare header parameters, so `make generate` runs this after buf.
+// Command openapi-params adds to the OpenAPI document that
+// protoc-gen-openapiv2 generates what the REST gateway does beyond the
+// API's messages, which the generator's options cannot declare, so `make
+// generate` runs this after buf:
+//
+//   - the query parameters that every route but a stream accepts, `pretty`
+//     and `envelope`;
+//   - on Atlas's own v2 paths (/api/atlas/v2/), Atlas's answers: 202 for a
+//     POST, 204 without a body for a DELETE, and for a paged list Atlas's
+//     parameters (itemsPerPage, pageNum, includeCount) instead of pageSize
+//     and pageToken, and Atlas's page ({links, results, totalCount})
+//     instead of the RPC's message. The gateway's tests hold the document
+//     to what it serves;
+//   - path enums without their zero value (CLOUD_PROVIDER_UNSPECIFIED),
+//     which the gateway refuses.
 //
 // It also writes embed.go beside FILE, so that Go code can import the
 // document (package openapiv2, variable JSON) and serve it.
@@ -18,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // commonParams are the Atlas query parameters accepted on every route.
@@ -62,23 +73,27 @@ func rewrite(path string) error {
 	if len(paths) == 0 {
 		return fmt.Errorf("%s: no paths", path)
 	}
-	for _, item := range paths {
+	definitions, _ := doc["definitions"].(map[string]any)
+	for path, item := range paths {
 		ops, _ := item.(map[string]any)
-		for _, op := range ops {
+		for method, op := range ops {
 			op, ok := op.(map[string]any)
 			if !ok {
 				continue
 			}
 			params, _ := op["parameters"].([]any)
-			for _, p := range commonParams {
-				if !slices.ContainsFunc(params, func(q any) bool {
-					m, _ := q.(map[string]any)
-					return m["name"] == p["name"]
-				}) {
-					params = append(params, p)
+			params = withoutPathEnumZero(params)
+			if !isStream(op) {
+				for _, p := range commonParams {
+					if !slices.ContainsFunc(params, named(p["name"].(string))) {
+						params = append(params, p)
+					}
 				}
 			}
 			op["parameters"] = params
+			if strings.HasPrefix(path, "/api/atlas/v2/") {
+				atlasAnswers(method, op, definitions)
+			}
 		}
 	}
 	var out bytes.Buffer
@@ -93,6 +108,105 @@ func rewrite(path string) error {
 	}
 	embed := fmt.Sprintf(embedSource, filepath.Base(path))
 	return os.WriteFile(filepath.Join(filepath.Dir(path), "embed.go"), []byte(embed), 0o644)
+}
+
+// named matches a parameter by name.
+func named(name string) func(any) bool {
+	return func(q any) bool {
+		m, _ := q.(map[string]any)
+		return m["name"] == name
+	}
+}
+
+// isStream reports whether op answers a stream (protoc-gen-openapiv2 titles
+// its answer "Stream result of …").
+func isStream(op map[string]any) bool {
+	res, _ := op["responses"].(map[string]any)
+	ok, _ := res["200"].(map[string]any)
+	schema, _ := ok["schema"].(map[string]any)
+	title, _ := schema["title"].(string)
+	return strings.HasPrefix(title, "Stream result of ")
+}
+
+// withoutPathEnumZero drops the zero value of path enums, which the gateway
+// refuses.
+func withoutPathEnumZero(params []any) []any {
+	for _, p := range params {
+		m, _ := p.(map[string]any)
+		if m["in"] != "path" {
+			continue
+		}
+		if enum, ok := m["enum"].([]any); ok {
+			m["enum"] = slices.DeleteFunc(enum, func(v any) bool {
+				s, _ := v.(string)
+				return strings.HasSuffix(s, "_UNSPECIFIED")
+			})
+		}
+	}
+	return params
+}
+
+// Atlas's pagination parameters, as Atlas's spec declares them.
+var atlasPaging = []map[string]any{
+	{"name": "itemsPerPage", "in": "query", "type": "integer", "format": "int32", "default": 100, "minimum": 1, "maximum": 500, "required": false,
+		"description": "Number of items that the response returns per page, as Atlas's `itemsPerPage`."},
+	{"name": "pageNum", "in": "query", "type": "integer", "format": "int32", "default": 1, "minimum": 1, "required": false,
+		"description": "Number of the page to return, from 1, as Atlas's `pageNum`."},
+	{"name": "includeCount", "in": "query", "type": "boolean", "default": true, "required": false,
+		"description": "Whether the answer has `totalCount`, as Atlas's `includeCount`."},
+}
+
+// atlasAnswers describes an operation on Atlas's v2 paths as the gateway
+// answers it.
+func atlasAnswers(method string, op map[string]any, definitions map[string]any) {
+	responses, _ := op["responses"].(map[string]any)
+	ok, _ := responses["200"].(map[string]any)
+	if ok == nil {
+		return
+	}
+	switch method {
+	case "post":
+		ok["description"] = "Accepted."
+		delete(responses, "200")
+		responses["202"] = ok
+		return
+	case "delete":
+		delete(responses, "200")
+		responses["204"] = map[string]any{"description": "No Content."}
+		return
+	}
+	params, _ := op["parameters"].([]any)
+	if !slices.ContainsFunc(params, named("pageSize")) || !slices.ContainsFunc(params, named("pageToken")) {
+		return
+	}
+	params = slices.DeleteFunc(params, func(q any) bool { return named("pageSize")(q) || named("pageToken")(q) })
+	for _, p := range atlasPaging {
+		params = append(params, p)
+	}
+	op["parameters"] = params
+	schema, _ := ok["schema"].(map[string]any)
+	ref, _ := schema["$ref"].(string)
+	def, _ := definitions[strings.TrimPrefix(ref, "#/definitions/")].(map[string]any)
+	props, _ := def["properties"].(map[string]any)
+	var items any
+	for _, p := range props {
+		if m, _ := p.(map[string]any); m["type"] == "array" {
+			items = m["items"]
+		}
+	}
+	ok["schema"] = map[string]any{
+		"type":     "object",
+		"title":    "Atlas's page of a list",
+		"required": []any{"results"},
+		"properties": map[string]any{
+			"links": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
+				"rel":  map[string]any{"type": "string", "description": "self, next or previous"},
+				"href": map[string]any{"type": "string"},
+			}}},
+			"results":    map[string]any{"type": "array", "items": items},
+			"totalCount": map[string]any{"type": "integer", "format": "int32", "description": "How many items there are in all; left out with includeCount=false."},
+		},
+	}
 }
 
 const embedSource = `// Code generated by openapi-params. DO NOT EDIT.

@@ -24,6 +24,141 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// CloudProvider names a key provider's cloud as Atlas spells it in the paths
+// of private endpoints and in PrivateEndpoint.cloudProvider.
+type CloudProvider int32
+
+const (
+	// Not set: refused.
+	CloudProvider_CLOUD_PROVIDER_UNSPECIFIED CloudProvider = 0
+	// Amazon Web Services: private endpoints to AWS KMS.
+	CloudProvider_AWS CloudProvider = 1
+	// Microsoft Azure: private endpoints to Azure Key Vault.
+	CloudProvider_AZURE CloudProvider = 2
+	// Google Cloud. Atlas offers no private endpoints for Google Cloud KMS:
+	// every request naming it is refused with INVALID_ARGUMENT.
+	CloudProvider_GCP CloudProvider = 3
+)
+
+// Enum value maps for CloudProvider.
+var (
+	CloudProvider_name = map[int32]string{
+		0: "CLOUD_PROVIDER_UNSPECIFIED",
+		1: "AWS",
+		2: "AZURE",
+		3: "GCP",
+	}
+	CloudProvider_value = map[string]int32{
+		"CLOUD_PROVIDER_UNSPECIFIED": 0,
+		"AWS":                        1,
+		"AZURE":                      2,
+		"GCP":                        3,
+	}
+)
+
+func (x CloudProvider) Enum() *CloudProvider {
+	p := new(CloudProvider)
+	*p = x
+	return p
+}
+
+func (x CloudProvider) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CloudProvider) Descriptor() protoreflect.EnumDescriptor {
+	return file_atlas_encryption_v1_encryption_proto_enumTypes[0].Descriptor()
+}
+
+func (CloudProvider) Type() protoreflect.EnumType {
+	return &file_atlas_encryption_v1_encryption_proto_enumTypes[0]
+}
+
+func (x CloudProvider) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CloudProvider.Descriptor instead.
+func (CloudProvider) EnumDescriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{0}
+}
+
+// Status is the state of a private endpoint: Atlas's values, and DELETED.
+type PrivateEndpoint_Status int32
+
+const (
+	// Not reported.
+	PrivateEndpoint_STATUS_UNSPECIFIED PrivateEndpoint_Status = 0
+	// Atlas is creating the endpoint.
+	PrivateEndpoint_INITIATING PrivateEndpoint_Status = 1
+	// Azure only: the endpoint waits until someone approves its private
+	// endpoint connection (privateEndpointConnectionName) on the key vault.
+	PrivateEndpoint_PENDING_ACCEPTANCE PrivateEndpoint_Status = 2
+	// The endpoint is ready: Atlas can reach the key through it.
+	PrivateEndpoint_ACTIVE PrivateEndpoint_Status = 3
+	// Atlas could not create the endpoint; errorMessage says why.
+	PrivateEndpoint_FAILED PrivateEndpoint_Status = 4
+	// The cloud-side endpoint was deleted; Atlas is recreating it.
+	PrivateEndpoint_PENDING_RECREATION PrivateEndpoint_Status = 5
+	// Atlas is deleting the endpoint.
+	PrivateEndpoint_DELETING PrivateEndpoint_Status = 6
+	// The endpoint is gone: Atlas no longer knows it. Atlas itself has no
+	// such status; this service reports it when a watched endpoint
+	// disappears.
+	PrivateEndpoint_DELETED PrivateEndpoint_Status = 7
+)
+
+// Enum value maps for PrivateEndpoint_Status.
+var (
+	PrivateEndpoint_Status_name = map[int32]string{
+		0: "STATUS_UNSPECIFIED",
+		1: "INITIATING",
+		2: "PENDING_ACCEPTANCE",
+		3: "ACTIVE",
+		4: "FAILED",
+		5: "PENDING_RECREATION",
+		6: "DELETING",
+		7: "DELETED",
+	}
+	PrivateEndpoint_Status_value = map[string]int32{
+		"STATUS_UNSPECIFIED": 0,
+		"INITIATING":         1,
+		"PENDING_ACCEPTANCE": 2,
+		"ACTIVE":             3,
+		"FAILED":             4,
+		"PENDING_RECREATION": 5,
+		"DELETING":           6,
+		"DELETED":            7,
+	}
+)
+
+func (x PrivateEndpoint_Status) Enum() *PrivateEndpoint_Status {
+	p := new(PrivateEndpoint_Status)
+	*p = x
+	return p
+}
+
+func (x PrivateEndpoint_Status) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PrivateEndpoint_Status) Descriptor() protoreflect.EnumDescriptor {
+	return file_atlas_encryption_v1_encryption_proto_enumTypes[1].Descriptor()
+}
+
+func (PrivateEndpoint_Status) Type() protoreflect.EnumType {
+	return &file_atlas_encryption_v1_encryption_proto_enumTypes[1]
+}
+
+func (x PrivateEndpoint_Status) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PrivateEndpoint_Status.Descriptor instead.
+func (PrivateEndpoint_Status) EnumDescriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{10, 0}
+}
+
 // GetEncryptionAtRestRequest names the project to read.
 type GetEncryptionAtRestRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -983,6 +1118,516 @@ func (x *GoogleCloudKmsState) GetRoleId() string {
 	return ""
 }
 
+// PrivateEndpoint is a private endpoint for encryption at rest: a private
+// network path from Atlas to the key provider in one region. Its fields are
+// spelled as Atlas spells them. Only regionName is input; the rest is what
+// Atlas reports, and is ignored in a request.
+type PrivateEndpoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Atlas's id of the endpoint: 24 lowercase hexadecimal characters.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The cloud provider: AWS or AZURE.
+	CloudProvider CloudProvider `protobuf:"varint,2,opt,name=cloud_provider,json=cloudProvider,proto3,enum=atlas.encryption.v1.CloudProvider" json:"cloud_provider,omitempty"`
+	// The region of the endpoint, as Atlas names it; the names differ per
+	// provider. AWS: "US_EAST_1", "EU_WEST_1", … (Atlas's AWS regions). Azure:
+	// "US_EAST_2", "EUROPE_WEST", … (Atlas's Azure regions). Required to
+	// create.
+	RegionName string `protobuf:"bytes,3,opt,name=region_name,json=regionName,proto3" json:"region_name,omitempty"`
+	// The endpoint's state.
+	Status PrivateEndpoint_Status `protobuf:"varint,4,opt,name=status,proto3,enum=atlas.encryption.v1.PrivateEndpoint_Status" json:"status,omitempty"`
+	// Why the endpoint FAILED, as Atlas says it.
+	ErrorMessage string `protobuf:"bytes,5,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// AWS: the resource id of the private endpoint. Azure: the name of the
+	// private endpoint connection to approve on the key vault.
+	PrivateEndpointConnectionName string `protobuf:"bytes,6,opt,name=private_endpoint_connection_name,json=privateEndpointConnectionName,proto3" json:"private_endpoint_connection_name,omitempty"`
+	unknownFields                 protoimpl.UnknownFields
+	sizeCache                     protoimpl.SizeCache
+}
+
+func (x *PrivateEndpoint) Reset() {
+	*x = PrivateEndpoint{}
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrivateEndpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrivateEndpoint) ProtoMessage() {}
+
+func (x *PrivateEndpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrivateEndpoint.ProtoReflect.Descriptor instead.
+func (*PrivateEndpoint) Descriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PrivateEndpoint) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PrivateEndpoint) GetCloudProvider() CloudProvider {
+	if x != nil {
+		return x.CloudProvider
+	}
+	return CloudProvider_CLOUD_PROVIDER_UNSPECIFIED
+}
+
+func (x *PrivateEndpoint) GetRegionName() string {
+	if x != nil {
+		return x.RegionName
+	}
+	return ""
+}
+
+func (x *PrivateEndpoint) GetStatus() PrivateEndpoint_Status {
+	if x != nil {
+		return x.Status
+	}
+	return PrivateEndpoint_STATUS_UNSPECIFIED
+}
+
+func (x *PrivateEndpoint) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *PrivateEndpoint) GetPrivateEndpointConnectionName() string {
+	if x != nil {
+		return x.PrivateEndpointConnectionName
+	}
+	return ""
+}
+
+// ListPrivateEndpointsRequest names the project and cloud provider whose
+// private endpoints to list, and the page.
+type ListPrivateEndpointsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Atlas project (group) id: 24 lowercase hexadecimal characters.
+	// Required.
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// AWS or AZURE. Required.
+	CloudProvider CloudProvider `protobuf:"varint,2,opt,name=cloud_provider,json=cloudProvider,proto3,enum=atlas.encryption.v1.CloudProvider" json:"cloud_provider,omitempty"`
+	// The most endpoints to return, 1 to 500; 0 means 100, and more than 500
+	// means 500. Keep it the same while paging with page_token.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous answer, to read the next page;
+	// empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPrivateEndpointsRequest) Reset() {
+	*x = ListPrivateEndpointsRequest{}
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPrivateEndpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPrivateEndpointsRequest) ProtoMessage() {}
+
+func (x *ListPrivateEndpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPrivateEndpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListPrivateEndpointsRequest) Descriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListPrivateEndpointsRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *ListPrivateEndpointsRequest) GetCloudProvider() CloudProvider {
+	if x != nil {
+		return x.CloudProvider
+	}
+	return CloudProvider_CLOUD_PROVIDER_UNSPECIFIED
+}
+
+func (x *ListPrivateEndpointsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListPrivateEndpointsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListPrivateEndpointsResponse is one page of private endpoints.
+type ListPrivateEndpointsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoints of this page.
+	PrivateEndpoints []*PrivateEndpoint `protobuf:"bytes,1,rep,name=private_endpoints,json=privateEndpoints,proto3" json:"private_endpoints,omitempty"`
+	// The page_token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// How many endpoints the provider has in all, as Atlas counts them.
+	TotalSize     int32 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPrivateEndpointsResponse) Reset() {
+	*x = ListPrivateEndpointsResponse{}
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPrivateEndpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPrivateEndpointsResponse) ProtoMessage() {}
+
+func (x *ListPrivateEndpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPrivateEndpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListPrivateEndpointsResponse) Descriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListPrivateEndpointsResponse) GetPrivateEndpoints() []*PrivateEndpoint {
+	if x != nil {
+		return x.PrivateEndpoints
+	}
+	return nil
+}
+
+func (x *ListPrivateEndpointsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListPrivateEndpointsResponse) GetTotalSize() int32 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
+// GetPrivateEndpointRequest names one private endpoint.
+type GetPrivateEndpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Atlas project (group) id: 24 lowercase hexadecimal characters.
+	// Required.
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// AWS or AZURE. Required.
+	CloudProvider CloudProvider `protobuf:"varint,2,opt,name=cloud_provider,json=cloudProvider,proto3,enum=atlas.encryption.v1.CloudProvider" json:"cloud_provider,omitempty"`
+	// The endpoint's id: 24 lowercase hexadecimal characters. Required.
+	EndpointId    string `protobuf:"bytes,3,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPrivateEndpointRequest) Reset() {
+	*x = GetPrivateEndpointRequest{}
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPrivateEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPrivateEndpointRequest) ProtoMessage() {}
+
+func (x *GetPrivateEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPrivateEndpointRequest.ProtoReflect.Descriptor instead.
+func (*GetPrivateEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetPrivateEndpointRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *GetPrivateEndpointRequest) GetCloudProvider() CloudProvider {
+	if x != nil {
+		return x.CloudProvider
+	}
+	return CloudProvider_CLOUD_PROVIDER_UNSPECIFIED
+}
+
+func (x *GetPrivateEndpointRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+// CreatePrivateEndpointRequest asks for a private endpoint in one region.
+type CreatePrivateEndpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Atlas project (group) id: 24 lowercase hexadecimal characters.
+	// Required.
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// AWS or AZURE. Required.
+	CloudProvider CloudProvider `protobuf:"varint,2,opt,name=cloud_provider,json=cloudProvider,proto3,enum=atlas.encryption.v1.CloudProvider" json:"cloud_provider,omitempty"`
+	// The endpoint to create: only its regionName counts. Over REST this is
+	// the whole request body, Atlas's own body: {"regionName": "US_EAST_1"}.
+	PrivateEndpoint *PrivateEndpoint `protobuf:"bytes,3,opt,name=private_endpoint,json=privateEndpoint,proto3" json:"private_endpoint,omitempty"`
+	// When true, every check runs and the answer is the endpoint as it would
+	// be created; nothing is created. Over REST: ?validateOnly=true.
+	ValidateOnly  bool `protobuf:"varint,4,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePrivateEndpointRequest) Reset() {
+	*x = CreatePrivateEndpointRequest{}
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePrivateEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePrivateEndpointRequest) ProtoMessage() {}
+
+func (x *CreatePrivateEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePrivateEndpointRequest.ProtoReflect.Descriptor instead.
+func (*CreatePrivateEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CreatePrivateEndpointRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *CreatePrivateEndpointRequest) GetCloudProvider() CloudProvider {
+	if x != nil {
+		return x.CloudProvider
+	}
+	return CloudProvider_CLOUD_PROVIDER_UNSPECIFIED
+}
+
+func (x *CreatePrivateEndpointRequest) GetPrivateEndpoint() *PrivateEndpoint {
+	if x != nil {
+		return x.PrivateEndpoint
+	}
+	return nil
+}
+
+func (x *CreatePrivateEndpointRequest) GetValidateOnly() bool {
+	if x != nil {
+		return x.ValidateOnly
+	}
+	return false
+}
+
+// DeletePrivateEndpointRequest names the private endpoint to delete.
+type DeletePrivateEndpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Atlas project (group) id: 24 lowercase hexadecimal characters.
+	// Required.
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// AWS or AZURE. Required.
+	CloudProvider CloudProvider `protobuf:"varint,2,opt,name=cloud_provider,json=cloudProvider,proto3,enum=atlas.encryption.v1.CloudProvider" json:"cloud_provider,omitempty"`
+	// The endpoint's id: 24 lowercase hexadecimal characters. Required.
+	EndpointId    string `protobuf:"bytes,3,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletePrivateEndpointRequest) Reset() {
+	*x = DeletePrivateEndpointRequest{}
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletePrivateEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletePrivateEndpointRequest) ProtoMessage() {}
+
+func (x *DeletePrivateEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletePrivateEndpointRequest.ProtoReflect.Descriptor instead.
+func (*DeletePrivateEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DeletePrivateEndpointRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *DeletePrivateEndpointRequest) GetCloudProvider() CloudProvider {
+	if x != nil {
+		return x.CloudProvider
+	}
+	return CloudProvider_CLOUD_PROVIDER_UNSPECIFIED
+}
+
+func (x *DeletePrivateEndpointRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+// WatchPrivateEndpointRequest names the private endpoint to watch.
+type WatchPrivateEndpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Atlas project (group) id: 24 lowercase hexadecimal characters.
+	// Required.
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// AWS or AZURE. Required.
+	CloudProvider CloudProvider `protobuf:"varint,2,opt,name=cloud_provider,json=cloudProvider,proto3,enum=atlas.encryption.v1.CloudProvider" json:"cloud_provider,omitempty"`
+	// The endpoint's id: 24 lowercase hexadecimal characters. Required.
+	EndpointId    string `protobuf:"bytes,3,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchPrivateEndpointRequest) Reset() {
+	*x = WatchPrivateEndpointRequest{}
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchPrivateEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchPrivateEndpointRequest) ProtoMessage() {}
+
+func (x *WatchPrivateEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchPrivateEndpointRequest.ProtoReflect.Descriptor instead.
+func (*WatchPrivateEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *WatchPrivateEndpointRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *WatchPrivateEndpointRequest) GetCloudProvider() CloudProvider {
+	if x != nil {
+		return x.CloudProvider
+	}
+	return CloudProvider_CLOUD_PROVIDER_UNSPECIFIED
+}
+
+func (x *WatchPrivateEndpointRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
 var File_atlas_encryption_v1_encryption_proto protoreflect.FileDescriptor
 
 const file_atlas_encryption_v1_encryption_proto_rawDesc = "" +
@@ -1119,10 +1764,71 @@ const file_atlas_encryption_v1_encryption_proto_rawDesc = "" +
 	"\x06_validB\x1a\n" +
 	"\x18_key_version_resource_idB\n" +
 	"\n" +
-	"\b_role_id2\xd8\x03\n" +
-	"\x11EncryptionService\x12\xd6\x01\n" +
-	"\x13GetEncryptionAtRest\x12/.atlas.encryption.v1.GetEncryptionAtRestRequest\x1a%.atlas.encryption.v1.EncryptionAtRest\"g\x82\xd3\xe4\x93\x02^Z4\x122/api/atlas/v1.0/groups/{group_id}/encryptionAtRest\x12&/v1/groups/{group_id}/encryptionAtRest\x90\x02\x01\x12\xe9\x01\n" +
-	"\x16UpdateEncryptionAtRest\x122.atlas.encryption.v1.UpdateEncryptionAtRestRequest\x1a%.atlas.encryption.v1.EncryptionAtRest\"t\x82\xd3\xe4\x93\x02n:\x06configZ<:\x06config22/api/atlas/v1.0/groups/{group_id}/encryptionAtRest2&/v1/groups/{group_id}/encryptionAtRestBIZGgithub.com/encryptiond/encryptiond/gen/atlas/encryption/v1;encryptionv1b\x06proto3"
+	"\b_role_id\"\xd6\x03\n" +
+	"\x0fPrivateEndpoint\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12I\n" +
+	"\x0ecloud_provider\x18\x02 \x01(\x0e2\".atlas.encryption.v1.CloudProviderR\rcloudProvider\x12\x1f\n" +
+	"\vregion_name\x18\x03 \x01(\tR\n" +
+	"regionName\x12C\n" +
+	"\x06status\x18\x04 \x01(\x0e2+.atlas.encryption.v1.PrivateEndpoint.StatusR\x06status\x12#\n" +
+	"\rerror_message\x18\x05 \x01(\tR\ferrorMessage\x12G\n" +
+	" private_endpoint_connection_name\x18\x06 \x01(\tR\x1dprivateEndpointConnectionName\"\x93\x01\n" +
+	"\x06Status\x12\x16\n" +
+	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x0e\n" +
+	"\n" +
+	"INITIATING\x10\x01\x12\x16\n" +
+	"\x12PENDING_ACCEPTANCE\x10\x02\x12\n" +
+	"\n" +
+	"\x06ACTIVE\x10\x03\x12\n" +
+	"\n" +
+	"\x06FAILED\x10\x04\x12\x16\n" +
+	"\x12PENDING_RECREATION\x10\x05\x12\f\n" +
+	"\bDELETING\x10\x06\x12\v\n" +
+	"\aDELETED\x10\a\"\xbf\x01\n" +
+	"\x1bListPrivateEndpointsRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12I\n" +
+	"\x0ecloud_provider\x18\x02 \x01(\x0e2\".atlas.encryption.v1.CloudProviderR\rcloudProvider\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\xb8\x01\n" +
+	"\x1cListPrivateEndpointsResponse\x12Q\n" +
+	"\x11private_endpoints\x18\x01 \x03(\v2$.atlas.encryption.v1.PrivateEndpointR\x10privateEndpoints\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize\"\xa2\x01\n" +
+	"\x19GetPrivateEndpointRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12I\n" +
+	"\x0ecloud_provider\x18\x02 \x01(\x0e2\".atlas.encryption.v1.CloudProviderR\rcloudProvider\x12\x1f\n" +
+	"\vendpoint_id\x18\x03 \x01(\tR\n" +
+	"endpointId\"\xfa\x01\n" +
+	"\x1cCreatePrivateEndpointRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12I\n" +
+	"\x0ecloud_provider\x18\x02 \x01(\x0e2\".atlas.encryption.v1.CloudProviderR\rcloudProvider\x12O\n" +
+	"\x10private_endpoint\x18\x03 \x01(\v2$.atlas.encryption.v1.PrivateEndpointR\x0fprivateEndpoint\x12#\n" +
+	"\rvalidate_only\x18\x04 \x01(\bR\fvalidateOnly\"\xa5\x01\n" +
+	"\x1cDeletePrivateEndpointRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12I\n" +
+	"\x0ecloud_provider\x18\x02 \x01(\x0e2\".atlas.encryption.v1.CloudProviderR\rcloudProvider\x12\x1f\n" +
+	"\vendpoint_id\x18\x03 \x01(\tR\n" +
+	"endpointId\"\xa4\x01\n" +
+	"\x1bWatchPrivateEndpointRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12I\n" +
+	"\x0ecloud_provider\x18\x02 \x01(\x0e2\".atlas.encryption.v1.CloudProviderR\rcloudProvider\x12\x1f\n" +
+	"\vendpoint_id\x18\x03 \x01(\tR\n" +
+	"endpointId*L\n" +
+	"\rCloudProvider\x12\x1e\n" +
+	"\x1aCLOUD_PROVIDER_UNSPECIFIED\x10\x00\x12\a\n" +
+	"\x03AWS\x10\x01\x12\t\n" +
+	"\x05AZURE\x10\x02\x12\a\n" +
+	"\x03GCP\x10\x032\x83\x10\n" +
+	"\x11EncryptionService\x12\x8c\x02\n" +
+	"\x13GetEncryptionAtRest\x12/.atlas.encryption.v1.GetEncryptionAtRestRequest\x1a%.atlas.encryption.v1.EncryptionAtRest\"\x9c\x01\x82\xd3\xe4\x93\x02\x92\x01Z4\x122/api/atlas/v1.0/groups/{group_id}/encryptionAtRestZ2\x120/api/atlas/v2/groups/{group_id}/encryptionAtRest\x12&/v1/groups/{group_id}/encryptionAtRest\x90\x02\x01\x12\xa7\x02\n" +
+	"\x16UpdateEncryptionAtRest\x122.atlas.encryption.v1.UpdateEncryptionAtRestRequest\x1a%.atlas.encryption.v1.EncryptionAtRest\"\xb1\x01\x82\xd3\xe4\x93\x02\xaa\x01:\x06configZ<:\x06config22/api/atlas/v1.0/groups/{group_id}/encryptionAtRestZ::\x06config20/api/atlas/v2/groups/{group_id}/encryptionAtRest2&/v1/groups/{group_id}/encryptionAtRest\x12\xa8\x02\n" +
+	"\x14ListPrivateEndpoints\x120.atlas.encryption.v1.ListPrivateEndpointsRequest\x1a1.atlas.encryption.v1.ListPrivateEndpointsResponse\"\xaa\x01\x82\xd3\xe4\x93\x02\xa0\x01ZT\x12R/api/atlas/v2/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints\x12H/v1/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints\x90\x02\x01\x12\xb3\x02\n" +
+	"\x12GetPrivateEndpoint\x12..atlas.encryption.v1.GetPrivateEndpointRequest\x1a$.atlas.encryption.v1.PrivateEndpoint\"\xc6\x01\x82\xd3\xe4\x93\x02\xbc\x01Zb\x12`/api/atlas/v2/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints/{endpoint_id}\x12V/v1/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints/{endpoint_id}\x90\x02\x01\x12\xbe\x02\n" +
+	"\x15CreatePrivateEndpoint\x121.atlas.encryption.v1.CreatePrivateEndpointRequest\x1a$.atlas.encryption.v1.PrivateEndpoint\"\xcb\x01\x82\xd3\xe4\x93\x02\xc4\x01:\x10private_endpointZf:\x10private_endpoint\"R/api/atlas/v2/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints\"H/v1/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints\x12\xb6\x02\n" +
+	"\x15DeletePrivateEndpoint\x121.atlas.encryption.v1.DeletePrivateEndpointRequest\x1a$.atlas.encryption.v1.PrivateEndpoint\"\xc3\x01\x82\xd3\xe4\x93\x02\xbc\x01Zb*`/api/atlas/v2/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints/{endpoint_id}*V/v1/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints/{endpoint_id}\x12\xd9\x01\n" +
+	"\x14WatchPrivateEndpoint\x120.atlas.encryption.v1.WatchPrivateEndpointRequest\x1a$.atlas.encryption.v1.PrivateEndpoint\"g\x82\xd3\xe4\x93\x02^\x12\\/v1/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints/{endpoint_id}:watch\x90\x02\x010\x01BIZGgithub.com/encryptiond/encryptiond/gen/atlas/encryption/v1;encryptionv1b\x06proto3"
 
 var (
 	file_atlas_encryption_v1_encryption_proto_rawDescOnce sync.Once
@@ -1136,36 +1842,65 @@ func file_atlas_encryption_v1_encryption_proto_rawDescGZIP() []byte {
 	return file_atlas_encryption_v1_encryption_proto_rawDescData
 }
 
-var file_atlas_encryption_v1_encryption_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_atlas_encryption_v1_encryption_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_atlas_encryption_v1_encryption_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_atlas_encryption_v1_encryption_proto_goTypes = []any{
-	(*GetEncryptionAtRestRequest)(nil),    // 0: atlas.encryption.v1.GetEncryptionAtRestRequest
-	(*UpdateEncryptionAtRestRequest)(nil), // 1: atlas.encryption.v1.UpdateEncryptionAtRestRequest
-	(*ProviderConfig)(nil),                // 2: atlas.encryption.v1.ProviderConfig
-	(*AwsKms)(nil),                        // 3: atlas.encryption.v1.AwsKms
-	(*AzureKeyVault)(nil),                 // 4: atlas.encryption.v1.AzureKeyVault
-	(*GoogleCloudKms)(nil),                // 5: atlas.encryption.v1.GoogleCloudKms
-	(*EncryptionAtRest)(nil),              // 6: atlas.encryption.v1.EncryptionAtRest
-	(*AwsKmsState)(nil),                   // 7: atlas.encryption.v1.AwsKmsState
-	(*AzureKeyVaultState)(nil),            // 8: atlas.encryption.v1.AzureKeyVaultState
-	(*GoogleCloudKmsState)(nil),           // 9: atlas.encryption.v1.GoogleCloudKmsState
+	(CloudProvider)(0),                    // 0: atlas.encryption.v1.CloudProvider
+	(PrivateEndpoint_Status)(0),           // 1: atlas.encryption.v1.PrivateEndpoint.Status
+	(*GetEncryptionAtRestRequest)(nil),    // 2: atlas.encryption.v1.GetEncryptionAtRestRequest
+	(*UpdateEncryptionAtRestRequest)(nil), // 3: atlas.encryption.v1.UpdateEncryptionAtRestRequest
+	(*ProviderConfig)(nil),                // 4: atlas.encryption.v1.ProviderConfig
+	(*AwsKms)(nil),                        // 5: atlas.encryption.v1.AwsKms
+	(*AzureKeyVault)(nil),                 // 6: atlas.encryption.v1.AzureKeyVault
+	(*GoogleCloudKms)(nil),                // 7: atlas.encryption.v1.GoogleCloudKms
+	(*EncryptionAtRest)(nil),              // 8: atlas.encryption.v1.EncryptionAtRest
+	(*AwsKmsState)(nil),                   // 9: atlas.encryption.v1.AwsKmsState
+	(*AzureKeyVaultState)(nil),            // 10: atlas.encryption.v1.AzureKeyVaultState
+	(*GoogleCloudKmsState)(nil),           // 11: atlas.encryption.v1.GoogleCloudKmsState
+	(*PrivateEndpoint)(nil),               // 12: atlas.encryption.v1.PrivateEndpoint
+	(*ListPrivateEndpointsRequest)(nil),   // 13: atlas.encryption.v1.ListPrivateEndpointsRequest
+	(*ListPrivateEndpointsResponse)(nil),  // 14: atlas.encryption.v1.ListPrivateEndpointsResponse
+	(*GetPrivateEndpointRequest)(nil),     // 15: atlas.encryption.v1.GetPrivateEndpointRequest
+	(*CreatePrivateEndpointRequest)(nil),  // 16: atlas.encryption.v1.CreatePrivateEndpointRequest
+	(*DeletePrivateEndpointRequest)(nil),  // 17: atlas.encryption.v1.DeletePrivateEndpointRequest
+	(*WatchPrivateEndpointRequest)(nil),   // 18: atlas.encryption.v1.WatchPrivateEndpointRequest
 }
 var file_atlas_encryption_v1_encryption_proto_depIdxs = []int32{
-	2, // 0: atlas.encryption.v1.UpdateEncryptionAtRestRequest.config:type_name -> atlas.encryption.v1.ProviderConfig
-	3, // 1: atlas.encryption.v1.ProviderConfig.aws_kms:type_name -> atlas.encryption.v1.AwsKms
-	4, // 2: atlas.encryption.v1.ProviderConfig.azure_key_vault:type_name -> atlas.encryption.v1.AzureKeyVault
-	5, // 3: atlas.encryption.v1.ProviderConfig.google_cloud_kms:type_name -> atlas.encryption.v1.GoogleCloudKms
-	7, // 4: atlas.encryption.v1.EncryptionAtRest.aws_kms:type_name -> atlas.encryption.v1.AwsKmsState
-	8, // 5: atlas.encryption.v1.EncryptionAtRest.azure_key_vault:type_name -> atlas.encryption.v1.AzureKeyVaultState
-	9, // 6: atlas.encryption.v1.EncryptionAtRest.google_cloud_kms:type_name -> atlas.encryption.v1.GoogleCloudKmsState
-	0, // 7: atlas.encryption.v1.EncryptionService.GetEncryptionAtRest:input_type -> atlas.encryption.v1.GetEncryptionAtRestRequest
-	1, // 8: atlas.encryption.v1.EncryptionService.UpdateEncryptionAtRest:input_type -> atlas.encryption.v1.UpdateEncryptionAtRestRequest
-	6, // 9: atlas.encryption.v1.EncryptionService.GetEncryptionAtRest:output_type -> atlas.encryption.v1.EncryptionAtRest
-	6, // 10: atlas.encryption.v1.EncryptionService.UpdateEncryptionAtRest:output_type -> atlas.encryption.v1.EncryptionAtRest
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	4,  // 0: atlas.encryption.v1.UpdateEncryptionAtRestRequest.config:type_name -> atlas.encryption.v1.ProviderConfig
+	5,  // 1: atlas.encryption.v1.ProviderConfig.aws_kms:type_name -> atlas.encryption.v1.AwsKms
+	6,  // 2: atlas.encryption.v1.ProviderConfig.azure_key_vault:type_name -> atlas.encryption.v1.AzureKeyVault
+	7,  // 3: atlas.encryption.v1.ProviderConfig.google_cloud_kms:type_name -> atlas.encryption.v1.GoogleCloudKms
+	9,  // 4: atlas.encryption.v1.EncryptionAtRest.aws_kms:type_name -> atlas.encryption.v1.AwsKmsState
+	10, // 5: atlas.encryption.v1.EncryptionAtRest.azure_key_vault:type_name -> atlas.encryption.v1.AzureKeyVaultState
+	11, // 6: atlas.encryption.v1.EncryptionAtRest.google_cloud_kms:type_name -> atlas.encryption.v1.GoogleCloudKmsState
+	0,  // 7: atlas.encryption.v1.PrivateEndpoint.cloud_provider:type_name -> atlas.encryption.v1.CloudProvider
+	1,  // 8: atlas.encryption.v1.PrivateEndpoint.status:type_name -> atlas.encryption.v1.PrivateEndpoint.Status
+	0,  // 9: atlas.encryption.v1.ListPrivateEndpointsRequest.cloud_provider:type_name -> atlas.encryption.v1.CloudProvider
+	12, // 10: atlas.encryption.v1.ListPrivateEndpointsResponse.private_endpoints:type_name -> atlas.encryption.v1.PrivateEndpoint
+	0,  // 11: atlas.encryption.v1.GetPrivateEndpointRequest.cloud_provider:type_name -> atlas.encryption.v1.CloudProvider
+	0,  // 12: atlas.encryption.v1.CreatePrivateEndpointRequest.cloud_provider:type_name -> atlas.encryption.v1.CloudProvider
+	12, // 13: atlas.encryption.v1.CreatePrivateEndpointRequest.private_endpoint:type_name -> atlas.encryption.v1.PrivateEndpoint
+	0,  // 14: atlas.encryption.v1.DeletePrivateEndpointRequest.cloud_provider:type_name -> atlas.encryption.v1.CloudProvider
+	0,  // 15: atlas.encryption.v1.WatchPrivateEndpointRequest.cloud_provider:type_name -> atlas.encryption.v1.CloudProvider
+	2,  // 16: atlas.encryption.v1.EncryptionService.GetEncryptionAtRest:input_type -> atlas.encryption.v1.GetEncryptionAtRestRequest
+	3,  // 17: atlas.encryption.v1.EncryptionService.UpdateEncryptionAtRest:input_type -> atlas.encryption.v1.UpdateEncryptionAtRestRequest
+	13, // 18: atlas.encryption.v1.EncryptionService.ListPrivateEndpoints:input_type -> atlas.encryption.v1.ListPrivateEndpointsRequest
+	15, // 19: atlas.encryption.v1.EncryptionService.GetPrivateEndpoint:input_type -> atlas.encryption.v1.GetPrivateEndpointRequest
+	16, // 20: atlas.encryption.v1.EncryptionService.CreatePrivateEndpoint:input_type -> atlas.encryption.v1.CreatePrivateEndpointRequest
+	17, // 21: atlas.encryption.v1.EncryptionService.DeletePrivateEndpoint:input_type -> atlas.encryption.v1.DeletePrivateEndpointRequest
+	18, // 22: atlas.encryption.v1.EncryptionService.WatchPrivateEndpoint:input_type -> atlas.encryption.v1.WatchPrivateEndpointRequest
+	8,  // 23: atlas.encryption.v1.EncryptionService.GetEncryptionAtRest:output_type -> atlas.encryption.v1.EncryptionAtRest
+	8,  // 24: atlas.encryption.v1.EncryptionService.UpdateEncryptionAtRest:output_type -> atlas.encryption.v1.EncryptionAtRest
+	14, // 25: atlas.encryption.v1.EncryptionService.ListPrivateEndpoints:output_type -> atlas.encryption.v1.ListPrivateEndpointsResponse
+	12, // 26: atlas.encryption.v1.EncryptionService.GetPrivateEndpoint:output_type -> atlas.encryption.v1.PrivateEndpoint
+	12, // 27: atlas.encryption.v1.EncryptionService.CreatePrivateEndpoint:output_type -> atlas.encryption.v1.PrivateEndpoint
+	12, // 28: atlas.encryption.v1.EncryptionService.DeletePrivateEndpoint:output_type -> atlas.encryption.v1.PrivateEndpoint
+	12, // 29: atlas.encryption.v1.EncryptionService.WatchPrivateEndpoint:output_type -> atlas.encryption.v1.PrivateEndpoint
+	23, // [23:30] is the sub-list for method output_type
+	16, // [16:23] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_atlas_encryption_v1_encryption_proto_init() }
@@ -1190,13 +1925,14 @@ func file_atlas_encryption_v1_encryption_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atlas_encryption_v1_encryption_proto_rawDesc), len(file_atlas_encryption_v1_encryption_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   10,
+			NumEnums:      2,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_atlas_encryption_v1_encryption_proto_goTypes,
 		DependencyIndexes: file_atlas_encryption_v1_encryption_proto_depIdxs,
+		EnumInfos:         file_atlas_encryption_v1_encryption_proto_enumTypes,
 		MessageInfos:      file_atlas_encryption_v1_encryption_proto_msgTypes,
 	}.Build()
 	File_atlas_encryption_v1_encryption_proto = out.File

@@ -23,6 +23,11 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	EncryptionService_GetEncryptionAtRest_FullMethodName    = "/atlas.encryption.v1.EncryptionService/GetEncryptionAtRest"
 	EncryptionService_UpdateEncryptionAtRest_FullMethodName = "/atlas.encryption.v1.EncryptionService/UpdateEncryptionAtRest"
+	EncryptionService_ListPrivateEndpoints_FullMethodName   = "/atlas.encryption.v1.EncryptionService/ListPrivateEndpoints"
+	EncryptionService_GetPrivateEndpoint_FullMethodName     = "/atlas.encryption.v1.EncryptionService/GetPrivateEndpoint"
+	EncryptionService_CreatePrivateEndpoint_FullMethodName  = "/atlas.encryption.v1.EncryptionService/CreatePrivateEndpoint"
+	EncryptionService_DeletePrivateEndpoint_FullMethodName  = "/atlas.encryption.v1.EncryptionService/DeletePrivateEndpoint"
+	EncryptionService_WatchPrivateEndpoint_FullMethodName   = "/atlas.encryption.v1.EncryptionService/WatchPrivateEndpoint"
 )
 
 // EncryptionServiceClient is the client API for EncryptionService service.
@@ -30,9 +35,10 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // EncryptionService reads and changes the Encryption at Rest configuration of
-// an Atlas project. It enforces Atlas's update rules before anything is sent
-// to Atlas, so a request Atlas would refuse for a reason that can be known in
-// advance is refused here, field by field, and Atlas never sees it.
+// an Atlas project, and the private endpoints through which Atlas reaches its
+// keys. It enforces Atlas's rules before anything is sent to Atlas, so a
+// request Atlas would refuse for a reason that can be known in advance is
+// refused here, field by field, and Atlas never sees it.
 type EncryptionServiceClient interface {
 	// GetEncryptionAtRest returns the project's configuration for all three key
 	// providers, as Atlas reports it. Secrets are never returned.
@@ -54,6 +60,47 @@ type EncryptionServiceClient interface {
 	// from Atlas) and the answer is the configuration as it would be after the
 	// change, but nothing is changed.
 	UpdateEncryptionAtRest(ctx context.Context, in *UpdateEncryptionAtRestRequest, opts ...grpc.CallOption) (*EncryptionAtRest, error)
+	// ListPrivateEndpoints returns one page of the project's private endpoints
+	// for encryption at rest with one cloud provider, as Atlas reports them,
+	// in the order Atlas lists them.
+	ListPrivateEndpoints(ctx context.Context, in *ListPrivateEndpointsRequest, opts ...grpc.CallOption) (*ListPrivateEndpointsResponse, error)
+	// GetPrivateEndpoint returns one private endpoint as Atlas reports it.
+	GetPrivateEndpoint(ctx context.Context, in *GetPrivateEndpointRequest, opts ...grpc.CallOption) (*PrivateEndpoint, error)
+	// CreatePrivateEndpoint asks Atlas for a private endpoint in one region,
+	// through which Atlas reaches the key provider (AWS KMS or Azure Key
+	// Vault) when requirePrivateNetworking is set. It answers as soon as Atlas
+	// accepted the request, typically with the status INITIATING; watch the
+	// endpoint (WatchPrivateEndpoint) to learn when it is ready. An Azure
+	// endpoint then waits in PENDING_ACCEPTANCE until someone approves the
+	// private endpoint connection on the key vault.
+	//
+	// Refused before anything is sent to Atlas: a cloud provider other than
+	// AWS or AZURE (Atlas offers no private endpoints for Google Cloud KMS),
+	// and a region that is not in Atlas's list for the provider. With
+	// validate_only, every check runs (including reading the provider's
+	// endpoints from Atlas, which proves the project can be reached) and the
+	// answer is the endpoint as it would be created, without an id; nothing is
+	// created.
+	CreatePrivateEndpoint(ctx context.Context, in *CreatePrivateEndpointRequest, opts ...grpc.CallOption) (*PrivateEndpoint, error)
+	// DeletePrivateEndpoint asks Atlas to delete one private endpoint and
+	// returns it as Atlas last reported it, normally with the status DELETING:
+	// Atlas removes it some time later. Watch it (WatchPrivateEndpoint) to
+	// learn when it is gone.
+	DeletePrivateEndpoint(ctx context.Context, in *DeletePrivateEndpointRequest, opts ...grpc.CallOption) (*PrivateEndpoint, error)
+	// WatchPrivateEndpoint streams one private endpoint until it is ready or
+	// gone: its current state first, then one message per change. The stream
+	// ends with OK after a message whose status is ACTIVE or FAILED, or, once
+	// Atlas no longer knows the endpoint, after a last message with the status
+	// DELETED. It also ends with the caller's deadline, like any call, and
+	// with UNAVAILABLE when this service shuts down (watch again).
+	//
+	// Atlas is polled every second at first, backing off to every 30 seconds
+	// while nothing changes. Every watcher of one endpoint shares one poll,
+	// and no poll runs for an endpoint nobody watches. A change made through
+	// this service (DeletePrivateEndpoint) reaches its watchers at once.
+	// Over REST the stream is newline-delimited JSON, one
+	// {"result": <PrivateEndpoint>} per line, or a last {"error": …}.
+	WatchPrivateEndpoint(ctx context.Context, in *WatchPrivateEndpointRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PrivateEndpoint], error)
 }
 
 type encryptionServiceClient struct {
@@ -84,14 +131,74 @@ func (c *encryptionServiceClient) UpdateEncryptionAtRest(ctx context.Context, in
 	return out, nil
 }
 
+func (c *encryptionServiceClient) ListPrivateEndpoints(ctx context.Context, in *ListPrivateEndpointsRequest, opts ...grpc.CallOption) (*ListPrivateEndpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListPrivateEndpointsResponse)
+	err := c.cc.Invoke(ctx, EncryptionService_ListPrivateEndpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *encryptionServiceClient) GetPrivateEndpoint(ctx context.Context, in *GetPrivateEndpointRequest, opts ...grpc.CallOption) (*PrivateEndpoint, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrivateEndpoint)
+	err := c.cc.Invoke(ctx, EncryptionService_GetPrivateEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *encryptionServiceClient) CreatePrivateEndpoint(ctx context.Context, in *CreatePrivateEndpointRequest, opts ...grpc.CallOption) (*PrivateEndpoint, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrivateEndpoint)
+	err := c.cc.Invoke(ctx, EncryptionService_CreatePrivateEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *encryptionServiceClient) DeletePrivateEndpoint(ctx context.Context, in *DeletePrivateEndpointRequest, opts ...grpc.CallOption) (*PrivateEndpoint, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PrivateEndpoint)
+	err := c.cc.Invoke(ctx, EncryptionService_DeletePrivateEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *encryptionServiceClient) WatchPrivateEndpoint(ctx context.Context, in *WatchPrivateEndpointRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PrivateEndpoint], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EncryptionService_ServiceDesc.Streams[0], EncryptionService_WatchPrivateEndpoint_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchPrivateEndpointRequest, PrivateEndpoint]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EncryptionService_WatchPrivateEndpointClient = grpc.ServerStreamingClient[PrivateEndpoint]
+
 // EncryptionServiceServer is the server API for EncryptionService service.
 // All implementations must embed UnimplementedEncryptionServiceServer
 // for forward compatibility.
 //
 // EncryptionService reads and changes the Encryption at Rest configuration of
-// an Atlas project. It enforces Atlas's update rules before anything is sent
-// to Atlas, so a request Atlas would refuse for a reason that can be known in
-// advance is refused here, field by field, and Atlas never sees it.
+// an Atlas project, and the private endpoints through which Atlas reaches its
+// keys. It enforces Atlas's rules before anything is sent to Atlas, so a
+// request Atlas would refuse for a reason that can be known in advance is
+// refused here, field by field, and Atlas never sees it.
 type EncryptionServiceServer interface {
 	// GetEncryptionAtRest returns the project's configuration for all three key
 	// providers, as Atlas reports it. Secrets are never returned.
@@ -113,6 +220,47 @@ type EncryptionServiceServer interface {
 	// from Atlas) and the answer is the configuration as it would be after the
 	// change, but nothing is changed.
 	UpdateEncryptionAtRest(context.Context, *UpdateEncryptionAtRestRequest) (*EncryptionAtRest, error)
+	// ListPrivateEndpoints returns one page of the project's private endpoints
+	// for encryption at rest with one cloud provider, as Atlas reports them,
+	// in the order Atlas lists them.
+	ListPrivateEndpoints(context.Context, *ListPrivateEndpointsRequest) (*ListPrivateEndpointsResponse, error)
+	// GetPrivateEndpoint returns one private endpoint as Atlas reports it.
+	GetPrivateEndpoint(context.Context, *GetPrivateEndpointRequest) (*PrivateEndpoint, error)
+	// CreatePrivateEndpoint asks Atlas for a private endpoint in one region,
+	// through which Atlas reaches the key provider (AWS KMS or Azure Key
+	// Vault) when requirePrivateNetworking is set. It answers as soon as Atlas
+	// accepted the request, typically with the status INITIATING; watch the
+	// endpoint (WatchPrivateEndpoint) to learn when it is ready. An Azure
+	// endpoint then waits in PENDING_ACCEPTANCE until someone approves the
+	// private endpoint connection on the key vault.
+	//
+	// Refused before anything is sent to Atlas: a cloud provider other than
+	// AWS or AZURE (Atlas offers no private endpoints for Google Cloud KMS),
+	// and a region that is not in Atlas's list for the provider. With
+	// validate_only, every check runs (including reading the provider's
+	// endpoints from Atlas, which proves the project can be reached) and the
+	// answer is the endpoint as it would be created, without an id; nothing is
+	// created.
+	CreatePrivateEndpoint(context.Context, *CreatePrivateEndpointRequest) (*PrivateEndpoint, error)
+	// DeletePrivateEndpoint asks Atlas to delete one private endpoint and
+	// returns it as Atlas last reported it, normally with the status DELETING:
+	// Atlas removes it some time later. Watch it (WatchPrivateEndpoint) to
+	// learn when it is gone.
+	DeletePrivateEndpoint(context.Context, *DeletePrivateEndpointRequest) (*PrivateEndpoint, error)
+	// WatchPrivateEndpoint streams one private endpoint until it is ready or
+	// gone: its current state first, then one message per change. The stream
+	// ends with OK after a message whose status is ACTIVE or FAILED, or, once
+	// Atlas no longer knows the endpoint, after a last message with the status
+	// DELETED. It also ends with the caller's deadline, like any call, and
+	// with UNAVAILABLE when this service shuts down (watch again).
+	//
+	// Atlas is polled every second at first, backing off to every 30 seconds
+	// while nothing changes. Every watcher of one endpoint shares one poll,
+	// and no poll runs for an endpoint nobody watches. A change made through
+	// this service (DeletePrivateEndpoint) reaches its watchers at once.
+	// Over REST the stream is newline-delimited JSON, one
+	// {"result": <PrivateEndpoint>} per line, or a last {"error": …}.
+	WatchPrivateEndpoint(*WatchPrivateEndpointRequest, grpc.ServerStreamingServer[PrivateEndpoint]) error
 	mustEmbedUnimplementedEncryptionServiceServer()
 }
 
@@ -128,6 +276,21 @@ func (UnimplementedEncryptionServiceServer) GetEncryptionAtRest(context.Context,
 }
 func (UnimplementedEncryptionServiceServer) UpdateEncryptionAtRest(context.Context, *UpdateEncryptionAtRestRequest) (*EncryptionAtRest, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateEncryptionAtRest not implemented")
+}
+func (UnimplementedEncryptionServiceServer) ListPrivateEndpoints(context.Context, *ListPrivateEndpointsRequest) (*ListPrivateEndpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListPrivateEndpoints not implemented")
+}
+func (UnimplementedEncryptionServiceServer) GetPrivateEndpoint(context.Context, *GetPrivateEndpointRequest) (*PrivateEndpoint, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPrivateEndpoint not implemented")
+}
+func (UnimplementedEncryptionServiceServer) CreatePrivateEndpoint(context.Context, *CreatePrivateEndpointRequest) (*PrivateEndpoint, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePrivateEndpoint not implemented")
+}
+func (UnimplementedEncryptionServiceServer) DeletePrivateEndpoint(context.Context, *DeletePrivateEndpointRequest) (*PrivateEndpoint, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeletePrivateEndpoint not implemented")
+}
+func (UnimplementedEncryptionServiceServer) WatchPrivateEndpoint(*WatchPrivateEndpointRequest, grpc.ServerStreamingServer[PrivateEndpoint]) error {
+	return status.Error(codes.Unimplemented, "method WatchPrivateEndpoint not implemented")
 }
 func (UnimplementedEncryptionServiceServer) mustEmbedUnimplementedEncryptionServiceServer() {}
 func (UnimplementedEncryptionServiceServer) testEmbeddedByValue()                           {}
@@ -186,6 +349,89 @@ func _EncryptionService_UpdateEncryptionAtRest_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EncryptionService_ListPrivateEndpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListPrivateEndpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EncryptionServiceServer).ListPrivateEndpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EncryptionService_ListPrivateEndpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EncryptionServiceServer).ListPrivateEndpoints(ctx, req.(*ListPrivateEndpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EncryptionService_GetPrivateEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPrivateEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EncryptionServiceServer).GetPrivateEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EncryptionService_GetPrivateEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EncryptionServiceServer).GetPrivateEndpoint(ctx, req.(*GetPrivateEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EncryptionService_CreatePrivateEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePrivateEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EncryptionServiceServer).CreatePrivateEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EncryptionService_CreatePrivateEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EncryptionServiceServer).CreatePrivateEndpoint(ctx, req.(*CreatePrivateEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EncryptionService_DeletePrivateEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeletePrivateEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EncryptionServiceServer).DeletePrivateEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EncryptionService_DeletePrivateEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EncryptionServiceServer).DeletePrivateEndpoint(ctx, req.(*DeletePrivateEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EncryptionService_WatchPrivateEndpoint_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchPrivateEndpointRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(EncryptionServiceServer).WatchPrivateEndpoint(m, &grpc.GenericServerStream[WatchPrivateEndpointRequest, PrivateEndpoint]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EncryptionService_WatchPrivateEndpointServer = grpc.ServerStreamingServer[PrivateEndpoint]
+
 // EncryptionService_ServiceDesc is the grpc.ServiceDesc for EncryptionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -201,7 +447,29 @@ var EncryptionService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "UpdateEncryptionAtRest",
 			Handler:    _EncryptionService_UpdateEncryptionAtRest_Handler,
 		},
+		{
+			MethodName: "ListPrivateEndpoints",
+			Handler:    _EncryptionService_ListPrivateEndpoints_Handler,
+		},
+		{
+			MethodName: "GetPrivateEndpoint",
+			Handler:    _EncryptionService_GetPrivateEndpoint_Handler,
+		},
+		{
+			MethodName: "CreatePrivateEndpoint",
+			Handler:    _EncryptionService_CreatePrivateEndpoint_Handler,
+		},
+		{
+			MethodName: "DeletePrivateEndpoint",
+			Handler:    _EncryptionService_DeletePrivateEndpoint_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchPrivateEndpoint",
+			Handler:       _EncryptionService_WatchPrivateEndpoint_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "atlas/encryption/v1/encryption.proto",
 }
