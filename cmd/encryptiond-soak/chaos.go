@@ -56,6 +56,7 @@ type chaos struct {
 
 	mu       sync.Mutex
 	windows  []chaosWindow
+	slow     []chaosWindow // when Atlas took chaosLatency per exchange
 	counts   chaosCounts
 	emuStats atlastest.EmulatorStats // of the emulator runs stopped so far
 }
@@ -218,6 +219,9 @@ func (c *chaos) stopDaemon(ctx context.Context) error {
 	c.d.Proc.Stop()
 	exit := c.d.Proc.Err()
 	err := c.emu.SetLatency(ctx, 0)
+	c.mu.Lock()
+	c.slow = append(c.slow, chaosWindow{event: "slow Atlas", from: from, to: time.Now()})
+	c.mu.Unlock()
 	time.Sleep(chaosDown)
 	if restartErr := c.d.Restart(ctx); restartErr != nil {
 		err = errors.Join(err, restartErr)
@@ -275,6 +279,19 @@ func (c *chaos) open(event string) (close func(slack time.Duration)) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		c.windows[i].to = time.Now().Add(slack)
+	}
+}
+
+// setLateBy gives every change made while Atlas was slow the time it may
+// take to land after its answer (see Late landings in ledger.go): the
+// latency of the request it may have left at Atlas.
+func (c *chaos) setLateBy(changes []*sentChange) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, ch := range changes {
+		if slices.ContainsFunc(c.slow, func(w chaosWindow) bool { return !ch.end.Before(w.from) && !ch.start.After(w.to) }) {
+			ch.lateBy = chaosLatency
+		}
 	}
 }
 

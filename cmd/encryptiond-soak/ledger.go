@@ -42,10 +42,20 @@ import (
 // at the end are: after a change reported applied, exactly its effect; a
 // change reported unknown adds its effect to the states allowed before it;
 // any other outcome (failed, refused, validated, not sent) changes nothing.
-// The final state must be one of them. This holds if a change whose
-// outcome is unknown lands, when it does, before the project's next change
-// is answered: the daemon cancels the Atlas request of a change it gives
-// up on, and the emulator applies a request at once or not at all.
+// The final state must be one of them.
+//
+// Late landings. That rule assumes that a change whose outcome is unknown
+// has landed, if it ever does, by the time its caller is answered. It need
+// not have: when the daemon gives up on a change (its caller's deadline,
+// or the cut at the end of its shutdown timeout) it cancels its request,
+// but Atlas may already be working on it and apply it later, as late as
+// Atlas takes to answer (the emulator, sleeping its latency before reading
+// the body, does not notice that the client has gone). Such a change can
+// then land after a later change of its project was answered applied, and
+// overwrite it. A change sent while Atlas was slow may land up to lateBy
+// after its answer; a final state that only such a late landing explains
+// is not unaccounted for, but it is a change reported applied that Atlas
+// does not show: account counts it apart (overtaken).
 
 // outcomeNotSent is the outcome of a change the service never saw: its
 // caller got no answer from the service, and the audit log has no record
@@ -99,6 +109,10 @@ type sentChange struct {
 	// seen is the provider's state at the project's next read, for a
 	// change whose outcome the driver did not know (-chaos only).
 	seen *providerState
+	// lateBy is how long after its answer the change may still land if
+	// its outcome is unknown (see Late landings above): the latency Atlas
+	// had while it was under way.
+	lateBy time.Duration
 
 	record *auditRecord // set by account
 }
@@ -222,6 +236,10 @@ type accounting struct {
 	pairs, exact int
 	// problems are the changes not accounted for, one sentence each.
 	problems []string
+	// overtaken are the changes reported applied that Atlas does not show
+	// because an earlier change reported unknown landed after them (see
+	// Late landings above), one sentence each.
+	overtaken []string
 }
 
 // ok reports whether every change is accounted for.
@@ -300,12 +318,17 @@ func account(changes []*sentChange, records []auditRecord, final map[string][num
 		cs := byGroup[group]
 		for prov := range numProviders {
 			a.pairs++
-			allowed := acceptable(cs, prov)
+			allowed, late := acceptable(cs, prov)
 			if len(allowed) == 1 {
 				a.exact++
 			}
 			got := final[group][prov]
 			if slices.ContainsFunc(allowed, func(s allowedState) bool { return s.state.equal(got) }) {
+				continue
+			}
+			if k := slices.IndexFunc(late, func(s allowedState) bool { return s.state.equal(got) }); k >= 0 {
+				a.overtaken = append(a.overtaken, fmt.Sprintf("%s %s: Atlas has it %v, from change %s, reported unknown, which landed after the change(s) it was sent before were answered; the audit log's order allows only %s",
+					group, providerNames[prov], got, name(cs, late[k].from), describe(cs, allowed)))
 				continue
 			}
 			a.problemf("%s %s: %s", group, providerNames[prov], explainMismatch(cs, prov, got, allowed))
@@ -317,6 +340,7 @@ func account(changes []*sentChange, records []auditRecord, final map[string][num
 		}
 	}
 	slices.Sort(a.problems)
+	slices.Sort(a.overtaken)
 	return a
 }
 
@@ -332,25 +356,64 @@ type allowedState struct {
 }
 
 // acceptable lists the final states of provider prov that the reported
-// outcomes of cs, one project's changes in order, allow. Every project
-// starts with nothing enabled.
-func acceptable(cs []*sentChange, prov int) []allowedState {
-	allowed := []allowedState{{from: -1}}
+// outcomes of cs, one project's changes in order, allow (every project
+// starts with nothing enabled); and, apart, those that only a late landing
+// allows (see Late landings above).
+//
+// The final state is the effect of the change that landed last. A change
+// reported applied landed during its call; one reported unknown may not
+// have landed at all, or landed during its call, or up to lateBy after.
+// So a change x can be the last to land when it was applied or unknown and
+// can land after every other applied change a can: when the latest x can
+// land is after a started. Without late landings (lateBy 0) that is: x is
+// applied or unknown and no applied change came after it.
+func acceptable(cs []*sentChange, prov int) (allowed, late []allowedState) {
+	var landed []int // changes of prov that may have landed
+	anyApplied := false
 	for k, c := range cs {
 		if c.provider != prov || c.action == "validate" {
 			continue
 		}
-		s := allowedState{state: c.effect(), from: k}
 		switch c.outcome() {
 		case audit.OutcomeApplied:
-			allowed = []allowedState{s}
+			anyApplied = true
+			landed = append(landed, k)
 		case audit.OutcomeUnknown:
-			if !slices.ContainsFunc(allowed, func(a allowedState) bool { return a.state.equal(s.state) }) {
-				allowed = append(allowed, s)
-			}
+			landed = append(landed, k)
 		}
 	}
-	return allowed
+	if !anyApplied {
+		allowed = append(allowed, allowedState{from: -1})
+	}
+	lastAfter := func(k int, latest time.Time) bool {
+		for _, j := range landed {
+			if j != k && cs[j].outcome() == audit.OutcomeApplied && !latest.After(cs[j].start) {
+				return false
+			}
+		}
+		return true
+	}
+	add := func(list []allowedState, s allowedState) []allowedState {
+		if i := slices.IndexFunc(list, func(a allowedState) bool { return a.state.equal(s.state) }); i >= 0 {
+			list[i] = s // the later change of the two
+			return list
+		}
+		return append(list, s)
+	}
+	for _, k := range landed {
+		x := cs[k]
+		s := allowedState{state: x.effect(), from: k}
+		switch {
+		case lastAfter(k, x.end):
+			allowed = add(allowed, s)
+		case x.outcome() == audit.OutcomeUnknown && x.lateBy > 0 && lastAfter(k, x.end.Add(x.lateBy)):
+			late = add(late, s)
+		}
+	}
+	late = slices.DeleteFunc(late, func(l allowedState) bool {
+		return slices.ContainsFunc(allowed, func(a allowedState) bool { return a.state.equal(l.state) })
+	})
+	return allowed, late
 }
 
 // explainMismatch says why got, the final state of provider prov, is not
@@ -377,6 +440,13 @@ func explainMismatch(cs []*sentChange, prov int, got providerState, allowed []al
 		}
 	}
 	b.WriteString("; the audit log allows only ")
+	b.WriteString(describe(cs, allowed))
+	return b.String()
+}
+
+// describe lists allowed states for a reader.
+func describe(cs []*sentChange, allowed []allowedState) string {
+	var b strings.Builder
 	for i, s := range allowed {
 		if i > 0 {
 			b.WriteString(" or ")

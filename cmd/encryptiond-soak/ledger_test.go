@@ -28,6 +28,7 @@ type step struct {
 	// noAnswer: the caller got no answer from the service (whatever the
 	// audit log says).
 	noAnswer bool
+	lateBy   time.Duration // see sentChange.lateBy
 }
 
 // scenario builds the changes and audit records of steps, one second
@@ -40,7 +41,7 @@ func scenario(steps []step) ([]*sentChange, []auditRecord) {
 	for i, s := range steps {
 		start := t0.Add(time.Duration(i) * time.Second)
 		c := &sentChange{group: testGroup, provider: s.prov, action: s.action, value: s.value,
-			start: start, end: start.Add(100 * time.Millisecond), answered: !s.noAnswer}
+			start: start, end: start.Add(100 * time.Millisecond), answered: !s.noAnswer, lateBy: s.lateBy}
 		code := codes.OK
 		switch s.outcome {
 		case audit.OutcomeRefused:
@@ -110,6 +111,12 @@ func TestAccountFinalState(t *testing.T) {
 		{"unknown disable: either, enabled", []step{enable("a", applied), disable(unknown)}, on("a"), 2, ""},
 		{"failed disable, disabled", []step{enable("a", applied), disable(failed)}, providerState{}, 3, "Atlas has it disabled, as the disable #2 (awsKms disable sent at 12:00:01.000000) would have left it, reported failed; the audit log allows only enabled, \"a\""},
 		{"another provider's changes do not count", []step{enable("a", applied), {prov: gcp, action: "enable", value: "g", outcome: unknown}}, on("a"), 2, ""},
+		// Late landings: change #2 was sent while Atlas was slow; #3 was
+		// sent 0.9 s after #2 was answered.
+		{"late landing possible, not needed", []step{enable("a", applied), {prov: aws, action: "update", value: "b", outcome: unknown, lateBy: 2 * time.Second}, update("c", applied)}, on("c"), 3, ""},
+		{"late landing without lateBy is unaccounted", []step{enable("a", applied), update("b", unknown), update("c", applied)}, on("b"), 3, "the value of change #2 (awsKms update sent at 12:00:01.000000), reported unknown; the audit log allows only enabled, \"c\""},
+		{"late landing later than lateBy allows", []step{enable("a", applied), {prov: aws, action: "update", value: "b", outcome: unknown, lateBy: 500 * time.Millisecond}, update("c", applied)}, on("b"), 3, "reported unknown; the audit log allows only"},
+		{"a late landing only explains the unknown change's own value", []step{enable("a", applied), {prov: aws, action: "update", value: "b", outcome: unknown, lateBy: 2 * time.Second}, update("c", applied)}, on("a"), 3, "the value of change #1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,6 +130,9 @@ func TestAccountFinalState(t *testing.T) {
 			if a.pairs != 3 || a.exact != tt.wantExact {
 				t.Errorf("account() checked %d pairs, %d exact; want 3, %d", a.pairs, a.exact, tt.wantExact)
 			}
+			if len(a.overtaken) > 0 {
+				t.Errorf("account() = overtaken %q, want none", a.overtaken)
+			}
 			switch {
 			case tt.want == "" && !a.ok():
 				t.Errorf("account() = problems %q, want none", a.problems)
@@ -130,6 +140,26 @@ func TestAccountFinalState(t *testing.T) {
 				t.Errorf("account() = problems %q, want one containing %q", a.problems, tt.want)
 			}
 		})
+	}
+}
+
+// TestAccountLateLanding checks that a change reported applied whose value
+// an earlier unknown change's late landing replaced is counted apart:
+// accounted for, and overtaken.
+func TestAccountLateLanding(t *testing.T) {
+	t.Parallel()
+	changes, records := scenario([]step{
+		{prov: aws, action: "enable", value: "a", outcome: audit.OutcomeApplied},
+		{prov: aws, action: "update", value: "b", outcome: audit.OutcomeUnknown, lateBy: 2 * time.Second},
+		{prov: aws, action: "update", value: "c", outcome: audit.OutcomeApplied},
+	})
+	a := account(changes, records, finalOf(on("b")))
+	if !a.ok() {
+		t.Errorf("account() = problems %q, want none", a.problems)
+	}
+	want := `awsKms: Atlas has it enabled, "b", from change #2 (awsKms update sent at 12:00:01.000000), reported unknown, which landed after the change(s) it was sent before were answered; the audit log's order allows only enabled, "c" (change #3 (awsKms update sent at 12:00:02.000000), reported applied)`
+	if len(a.overtaken) != 1 || !strings.Contains(a.overtaken[0], want) {
+		t.Errorf("account() = overtaken %q, want one containing %q", a.overtaken, want)
 	}
 }
 

@@ -176,7 +176,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
-		res.chaos = newChaosResults(c, account(l.ledger.all(), records, states), emu.Proc.Err())
+		changes := l.ledger.all()
+		c.setLateBy(changes)
+		res.chaos = newChaosResults(c, account(changes, records, states), emu.Proc.Err())
 		res.emulator = addStats(res.chaos.emulator, res.emulator)
 		section, heading, text = "chaos", "### Chaos", res.chaosMarkdown(cfg)
 	}
