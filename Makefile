@@ -87,6 +87,16 @@ soak: ## Soak the daemon for SOAK_DURATION (default 5m) with 5% Atlas faults; re
 	$(GO) build -o .build/soak/ ./cmd/encryptiond ./cmd/atlas-emulator ./cmd/encryptiond-soak
 	.build/soak/encryptiond-soak -bin .build/soak -duration $(SOAK_DURATION) -out BENCH.md
 
+# The chaos run: the soak's load while the emulator restarts, connections
+# drop and the daemon gets SIGTERM with calls in flight; then every change
+# is accounted for from the audit log and the emulator's final state.
+CHAOS_DURATION ?= 2m
+
+.PHONY: chaos
+chaos: ## Soak for CHAOS_DURATION (default 2m) through restarts, dropped connections and SIGTERMs; account for every change; results into BENCH.md.
+	$(GO) build -o .build/soak/ ./cmd/encryptiond ./cmd/atlas-emulator ./cmd/encryptiond-soak
+	.build/soak/encryptiond-soak -bin .build/soak -duration $(CHAOS_DURATION) -chaos -out BENCH.md
+
 # The release build: static (no cgo), without local paths or VCS stamp, and
 # stripped. The Dockerfile's `go build` uses the same environment and flags;
 # deploy/image_test.go checks that they agree and that the binaries match.

@@ -44,11 +44,13 @@
 //
 // # Test hooks
 //
-// In Go: AddGroup, SetLatency, InjectFault, SetFaultRate, ClearFaults,
-// ExpireNonces, SetKeyValid, SetProviderInUse, Stats, Calls, ResetStats,
-// Requests, ResetRecords, State, ApprovePrivateEndpoint,
-// FailPrivateEndpoint and PrivateEndpoints. EmulatorConfig.Now moves the
-// private endpoints' lifecycles on a clock the test controls.
+// In Go: AddGroup, AddProject, Configure, SetLatency, InjectFault,
+// SetFaultRate, ClearFaults, ExpireNonces, SetKeyValid, SetProviderInUse,
+// RoleUsableAfter, Stats, Calls, ResetStats, Requests, ResetRecords, State,
+// ApprovePrivateEndpoint, FailPrivateEndpoint, PrivateEndpoints, and
+// Snapshot and Restore (the projects' state, for cmd/atlas-emulator
+// -state). EmulatorConfig.Now moves role propagation and the private
+// endpoints' lifecycles on a clock the test controls.
 //
 // Requests returns the last MaxRecordedRequests authenticated requests to
 // the resource, bodies (and so any secrets in them) included.

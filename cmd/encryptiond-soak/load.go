@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -22,8 +23,10 @@ import (
 )
 
 // callTimeout is every call's deadline: far beyond the daemon's own Atlas
-// retry budget (10 s), so a deadline error is never expected.
-const callTimeout = 30 * time.Second
+// retry budget (10 s) and a chaos run's longest outage, so a deadline
+// error is never expected, and a change's audit record is always written
+// before its caller gives up on it.
+const callTimeout = 60 * time.Second
 
 // Operations of the load.
 type op int
@@ -50,17 +53,29 @@ const (
 
 var providerNames = [numProviders]string{"awsKms", "azureKeyVault", "googleCloudKms"}
 
+// valueFields name, per provider, the field whose value every change that
+// is not a disable sets to a value of its own (the project's change
+// number is in it), so that the state at Atlas names the change that set
+// it.
+var valueFields = [numProviders]string{"customerMasterKeyID", "keyIdentifier", "keyVersionResourceID"}
+
 var regions = []string{"US_EAST_1", "US_WEST_2", "EU_WEST_1", "EU_CENTRAL_1", "AP_SOUTHEAST_2", "SA_EAST_1"}
 
 // project is the driver's model of one project. Only the worker holding the
-// project (taken from load.free) touches it.
+// project (taken from load.free) touches it, so the project's changes are
+// made one at a time, in order.
 type project struct {
 	id      string
 	gcpRole bool // this project's Google Cloud KMS uses a role, else a key
 	enabled [numProviders]bool
-	// The value the last change set, checked in answers and at the end.
-	awsRegion, azureKey, gcpKey string
-	n                           int // changes so far, to vary values
+	// value is each enabled provider's value field as the last change set
+	// it, checked in answers and at the end.
+	value [numProviders]string
+	n     int // changes so far, to make each change's value its own
+	// pending is a change whose outcome the driver does not know (-chaos:
+	// no answer, or the daemon said it is unknown). The next call on the
+	// project reads it first, to learn the truth and note it in the change.
+	pending *sentChange
 }
 
 // load drives the daemon and records what happened.
@@ -73,6 +88,8 @@ type load struct {
 	free     chan *project
 	secret   [numProviders]string // recognisable secret values sent
 	rec      *recorder
+	ledger   ledger       // every change sent, for the chaos run's accounting
+	inFlight atomic.Int64 // calls under way
 }
 
 func newLoad(cfg config, api encryptionv1.EncryptionServiceClient, hc *http.Client, restBase string) *load {
@@ -96,12 +113,19 @@ func (l *load) secrets() []string {
 }
 
 // run paces calls at cfg.rate for cfg.duration and returns the results.
-func (l *load) run(ctx context.Context, s *sampler, progress io.Writer) (*results, error) {
+// With c, the chaos events run meanwhile (see chaos.run).
+func (l *load) run(ctx context.Context, s *sampler, progress io.Writer, c *chaos) (*results, error) {
 	loadCtx, stop := context.WithTimeout(ctx, l.cfg.duration)
 	defer stop()
 	l.rec = newRecorder(time.Now(), l.cfg.statuses)
 	res := &results{started: l.rec.start}
 	res.first = s.take(ctx)
+	var events sync.WaitGroup
+	if c != nil {
+		l.rec.explain = c.explain
+		end, _ := loadCtx.Deadline()
+		events.Go(func() { c.run(loadCtx, end) })
+	}
 
 	tokens := make(chan struct{}, l.cfg.workers)
 	var wg sync.WaitGroup
@@ -141,6 +165,7 @@ loop:
 			fmt.Fprintln(progress, w.line())
 		}
 	}
+	events.Wait() // the event under way ends first
 	close(tokens)
 	wg.Wait()
 	if ctx.Err() != nil {
@@ -158,32 +183,69 @@ loop:
 
 // one makes one call: a Get on any project, or a change of a free project.
 func (l *load) one(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, callTimeout)
-	defer cancel()
+	l.inFlight.Add(1)
+	defer l.inFlight.Add(-1)
 	if rand.IntN(2) == 0 {
 		p := l.projects[rand.IntN(len(l.projects))]
 		if rand.IntN(4) == 0 {
+			ctx, cancel := context.WithTimeout(ctx, callTimeout)
+			defer cancel()
 			start := time.Now()
 			err := l.getREST(ctx, p.id)
-			l.rec.record(opGetREST, time.Since(start), err)
+			l.rec.record(opGetREST, start, time.Now(), err)
 			return
 		}
-		start := time.Now()
-		resp, err := l.api.GetEncryptionAtRest(ctx, &encryptionv1.GetEncryptionAtRestRequest{GroupId: p.id})
-		if err == nil && (resp.GetAwsKms() == nil || resp.GetAzureKeyVault() == nil || resp.GetGoogleCloudKms() == nil) {
-			err = fmt.Errorf("Get answered without every provider: %v", resp)
-		}
-		l.rec.record(opGet, time.Since(start), err)
+		l.get(ctx, p.id)
 		return
 	}
 	p := <-l.free
 	defer func() { l.free <- p }()
+	if p.pending != nil && !l.reread(ctx, p) {
+		return // still unknown: the next change of p tries again
+	}
 	l.change(ctx, p)
 }
 
-// change makes one change to p, chosen by its state, and checks the answer
-// against the model.
+// get reads a project over gRPC and returns what its answer says of each
+// provider; ok is false when the call failed.
+func (l *load) get(ctx context.Context, groupID string) (st [numProviders]providerState, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := l.api.GetEncryptionAtRest(ctx, &encryptionv1.GetEncryptionAtRestRequest{GroupId: groupID})
+	if err == nil && (resp.GetAwsKms() == nil || resp.GetAzureKeyVault() == nil || resp.GetGoogleCloudKms() == nil) {
+		err = fmt.Errorf("Get answered without every provider: %v", resp)
+	}
+	l.rec.record(opGet, start, time.Now(), err)
+	if err != nil {
+		return st, false
+	}
+	return answerState(resp), true
+}
+
+// reread reads p after a change whose outcome the driver does not know,
+// notes in that change what Atlas then showed, and makes the model what
+// Atlas holds. The read is fresh: the daemon shares no Get that started
+// before a change finished. It reports whether the read succeeded.
+func (l *load) reread(ctx context.Context, p *project) bool {
+	st, ok := l.get(ctx, p.id)
+	if !ok {
+		return false
+	}
+	seen := st[p.pending.provider]
+	p.pending.seen = &seen
+	p.pending = nil
+	for prov := range numProviders {
+		p.enabled[prov], p.value[prov] = st[prov].enabled, st[prov].value
+	}
+	return true
+}
+
+// change makes one change to p, chosen by its state, checks the answer
+// against the model, and enters it in the ledger.
 func (l *load) change(ctx context.Context, p *project) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	prov := rand.IntN(numProviders)
 	var o op
 	switch r := rand.IntN(100); {
@@ -212,26 +274,53 @@ func (l *load) change(ctx context.Context, p *project) {
 	default:
 		req.Config = l.partial(&next, prov)
 	}
-	start := time.Now()
-	resp, err := l.api.UpdateEncryptionAtRest(ctx, req)
+	c := &sentChange{group: p.id, provider: prov, action: auditAction(o, whole), start: time.Now()}
+	if o != opDisable {
+		c.value = next.value[prov]
+	}
+	resp, rpcErr := l.api.UpdateEncryptionAtRest(ctx, req)
+	c.end = time.Now()
+	c.code, c.answered = answered(rpcErr)
+	err := rpcErr
 	if err == nil {
 		err = checkAnswer(resp, &next, prov)
 	}
-	l.rec.record(o, time.Since(start), err)
-	if err == nil && o != opValidate {
+	l.rec.record(o, c.start, c.end, err)
+	l.ledger.add(c)
+	switch {
+	case err == nil && o != opValidate:
 		*p = next
+	case err == nil: // validated: nothing changed
+	case l.cfg.chaos && (rpcErr == nil || !knownUnchanged(c.action, rpcErr)):
+		// No answer, an unknown outcome, or an answer that contradicts the
+		// model: read the project before its next change.
+		p.pending = c
 	}
+}
+
+// auditAction is how the audit log names a change of operation o; whole
+// says that it carries a provider's whole document.
+func auditAction(o op, whole bool) string {
+	switch {
+	case o == opValidate:
+		return "validate"
+	case o == opDisable:
+		return "disable"
+	case whole:
+		return "enable"
+	}
+	return "update"
 }
 
 func (l *load) enable(next *project, prov int) *encryptionv1.ProviderConfig {
 	n := next.n
+	next.value[prov] = changeValue(prov, n)
 	switch prov {
 	case aws:
-		next.awsRegion = regions[n%len(regions)]
 		c := &encryptionv1.AwsKms{
 			Enabled:             proto.Bool(true),
-			CustomerMasterKeyId: proto.String(fmt.Sprintf("arn:aws:kms:us-east-1:123456789012:key/%08x-12ab-34cd-56ef-1234567890ab", n)),
-			Region:              proto.String(next.awsRegion),
+			CustomerMasterKeyId: proto.String(next.value[prov]),
+			Region:              proto.String(regions[n%len(regions)]),
 		}
 		if n%2 == 0 {
 			c.RoleId = proto.String(procs.RandomHex(12))
@@ -240,14 +329,13 @@ func (l *load) enable(next *project, prov int) *encryptionv1.ProviderConfig {
 		}
 		return &encryptionv1.ProviderConfig{Provider: &encryptionv1.ProviderConfig_AwsKms{AwsKms: c}}
 	case azure:
-		next.azureKey = fmt.Sprintf("https://soak.vault.azure.net/keys/key/%032x", n)
 		c := &encryptionv1.AzureKeyVault{
 			Enabled:           proto.Bool(true),
 			AzureEnvironment:  proto.String("AZURE"),
 			SubscriptionId:    proto.String("d8c4c9c2-4b1a-4c6e-9d2a-3e4f5a6b7c8d"),
 			ResourceGroupName: proto.String("rg-soak"),
 			KeyVaultName:      proto.String("soak"),
-			KeyIdentifier:     proto.String(next.azureKey),
+			KeyIdentifier:     proto.String(next.value[prov]),
 		}
 		if n%2 == 0 {
 			c.RoleId = proto.String(procs.RandomHex(12))
@@ -258,8 +346,7 @@ func (l *load) enable(next *project, prov int) *encryptionv1.ProviderConfig {
 		}
 		return &encryptionv1.ProviderConfig{Provider: &encryptionv1.ProviderConfig_AzureKeyVault{AzureKeyVault: c}}
 	default:
-		next.gcpKey = fmt.Sprintf("projects/soak/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/%d", n)
-		c := &encryptionv1.GoogleCloudKms{Enabled: proto.Bool(true), KeyVersionResourceId: proto.String(next.gcpKey)}
+		c := &encryptionv1.GoogleCloudKms{Enabled: proto.Bool(true), KeyVersionResourceId: proto.String(next.value[prov])}
 		if next.gcpRole {
 			c.RoleId = proto.String(procs.RandomHex(12))
 		} else {
@@ -270,18 +357,33 @@ func (l *load) enable(next *project, prov int) *encryptionv1.ProviderConfig {
 	}
 }
 
+// partial changes the value field of an enabled provider (and, for AWS,
+// its region too).
 func (l *load) partial(next *project, prov int) *encryptionv1.ProviderConfig {
 	n := next.n
+	next.value[prov] = changeValue(prov, n)
 	switch prov {
 	case aws:
-		next.awsRegion = regions[n%len(regions)]
-		return &encryptionv1.ProviderConfig{Provider: &encryptionv1.ProviderConfig_AwsKms{AwsKms: &encryptionv1.AwsKms{Region: proto.String(next.awsRegion)}}}
+		return &encryptionv1.ProviderConfig{Provider: &encryptionv1.ProviderConfig_AwsKms{AwsKms: &encryptionv1.AwsKms{
+			CustomerMasterKeyId: proto.String(next.value[prov]), Region: proto.String(regions[n%len(regions)]),
+		}}}
 	case azure:
-		next.azureKey = fmt.Sprintf("https://soak.vault.azure.net/keys/key/%032x", n)
-		return &encryptionv1.ProviderConfig{Provider: &encryptionv1.ProviderConfig_AzureKeyVault{AzureKeyVault: &encryptionv1.AzureKeyVault{KeyIdentifier: proto.String(next.azureKey)}}}
+		return &encryptionv1.ProviderConfig{Provider: &encryptionv1.ProviderConfig_AzureKeyVault{AzureKeyVault: &encryptionv1.AzureKeyVault{KeyIdentifier: proto.String(next.value[prov])}}}
 	default:
-		next.gcpKey = fmt.Sprintf("projects/soak/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/%d", n)
-		return &encryptionv1.ProviderConfig{Provider: &encryptionv1.ProviderConfig_GoogleCloudKms{GoogleCloudKms: &encryptionv1.GoogleCloudKms{KeyVersionResourceId: proto.String(next.gcpKey)}}}
+		return &encryptionv1.ProviderConfig{Provider: &encryptionv1.ProviderConfig_GoogleCloudKms{GoogleCloudKms: &encryptionv1.GoogleCloudKms{KeyVersionResourceId: proto.String(next.value[prov])}}}
+	}
+}
+
+// changeValue is the value field of provider prov written by a project's
+// change number n: no other change of the project writes it.
+func changeValue(prov, n int) string {
+	switch prov {
+	case aws:
+		return fmt.Sprintf("arn:aws:kms:us-east-1:123456789012:key/%08x-12ab-34cd-56ef-1234567890ab", n)
+	case azure:
+		return fmt.Sprintf("https://soak.vault.azure.net/keys/key/%032x", n)
+	default:
+		return fmt.Sprintf("projects/soak/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/%d", n)
 	}
 }
 
@@ -299,20 +401,20 @@ func (l *load) disable(prov int) *encryptionv1.ProviderConfig {
 // checkAnswer compares an Update's answer, for provider prov, with the
 // model of the project after the change.
 func checkAnswer(resp *encryptionv1.EncryptionAtRest, want *project, prov int) error {
-	var enabled bool
-	var value, wantValue string
-	switch prov {
-	case aws:
-		enabled, value, wantValue = resp.GetAwsKms().GetEnabled(), resp.GetAwsKms().GetRegion(), want.awsRegion
-	case azure:
-		enabled, value, wantValue = resp.GetAzureKeyVault().GetEnabled(), resp.GetAzureKeyVault().GetKeyIdentifier(), want.azureKey
-	default:
-		enabled, value, wantValue = resp.GetGoogleCloudKms().GetEnabled(), resp.GetGoogleCloudKms().GetKeyVersionResourceId(), want.gcpKey
-	}
-	if enabled != want.enabled[prov] || enabled && value != wantValue {
-		return fmt.Errorf("answer shows %s enabled=%v %q, want enabled=%v %q", providerNames[prov], enabled, value, want.enabled[prov], wantValue)
+	got := answerState(resp)[prov]
+	if w := (providerState{want.enabled[prov], want.value[prov]}); !got.equal(w) {
+		return fmt.Errorf("answer shows %s %v, want %v", providerNames[prov], got, w)
 	}
 	return nil
+}
+
+// answerState is what an answer says of each provider.
+func answerState(resp *encryptionv1.EncryptionAtRest) [numProviders]providerState {
+	return [numProviders]providerState{
+		{resp.GetAwsKms().GetEnabled(), resp.GetAwsKms().GetCustomerMasterKeyId()},
+		{resp.GetAzureKeyVault().GetEnabled(), resp.GetAzureKeyVault().GetKeyIdentifier()},
+		{resp.GetGoogleCloudKms().GetEnabled(), resp.GetGoogleCloudKms().GetKeyVersionResourceId()},
+	}
 }
 
 // getREST reads a project over REST.
@@ -323,12 +425,12 @@ func (l *load) getREST(ctx context.Context, groupID string) error {
 	}
 	resp, err := l.hc.Do(req)
 	if err != nil {
-		return err
+		return &noAnswer{err}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return err
+		return &noAnswer{err}
 	}
 	if resp.StatusCode != http.StatusOK {
 		return &restError{status: resp.StatusCode, body: string(b)}
@@ -347,6 +449,12 @@ type restError struct {
 }
 
 func (e *restError) Error() string { return fmt.Sprintf("HTTP %d: %.300s", e.status, e.body) }
+
+// noAnswer is a REST call that got no complete HTTP answer.
+type noAnswer struct{ err error }
+
+func (e *noAnswer) Error() string { return "no answer: " + e.err.Error() }
+func (e *noAnswer) Unwrap() error { return e.err }
 
 // injectedMarker is the detail of every error the emulator injects; the
 // daemon passes Atlas's detail on in its message.
@@ -387,24 +495,27 @@ func classify(err error, statuses []int) (class string, injected bool) {
 	return class, false
 }
 
-// verifyState compares every project at the emulator with the model: a
-// change applied that the caller was told failed, or the reverse, shows here.
-func (l *load) verifyState(ctx context.Context, emu *procs.Emulator) []string {
+// atlasStates reads every project's state from the emulator.
+func (l *load) atlasStates(ctx context.Context, emu *procs.Emulator) (map[string][numProviders]providerState, error) {
+	out := make(map[string][numProviders]providerState, len(l.projects))
+	for _, p := range l.projects {
+		doc, err := emu.State(ctx, p.id)
+		if err != nil {
+			return nil, fmt.Errorf("reading the state of %s at Atlas: %w", p.id, err)
+		}
+		out[p.id] = docState(doc)
+	}
+	return out, nil
+}
+
+// verifyState compares every project at Atlas with the model: a change
+// applied that the caller was told failed, or the reverse, shows here.
+func (l *load) verifyState(states map[string][numProviders]providerState) []string {
 	var out []string
 	for _, p := range l.projects {
-		st, err := emu.State(ctx, p.id)
-		if err != nil {
-			out = append(out, fmt.Sprintf("%s: reading the state: %v", p.id, err))
-			continue
-		}
-		values := [numProviders][2]string{{"region", p.awsRegion}, {"keyIdentifier", p.azureKey}, {"keyVersionResourceID", p.gcpKey}}
-		for prov, name := range providerNames {
-			doc, _ := st[name].(map[string]any)
-			enabled, _ := doc["enabled"].(bool)
-			got, _ := doc[values[prov][0]].(string)
-			if enabled != p.enabled[prov] || enabled && got != values[prov][1] {
-				out = append(out, fmt.Sprintf("%s %s: Atlas has enabled=%v %s=%q, the model enabled=%v %q",
-					p.id, name, enabled, values[prov][0], got, p.enabled[prov], values[prov][1]))
+		for prov, got := range states[p.id] {
+			if want := (providerState{p.enabled[prov], p.value[prov]}); !got.equal(want) {
+				out = append(out, fmt.Sprintf("%s %s: Atlas has %v, the model %v", p.id, providerNames[prov], got, want))
 			}
 		}
 	}

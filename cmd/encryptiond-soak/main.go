@@ -22,9 +22,24 @@
 // replaced; see package cmd/internal/report). The exit status is 1 when a
 // verdict fails.
 //
-// Usage (make soak builds the binaries into .build/soak first):
+// With -chaos (make chaos) the run also injects, from the end of the
+// warm-up, one event every -chaos-every (chaos.go): bursts of connections
+// the emulator drops before or after applying a change, restarts of the
+// emulator (which keeps its projects in a -state file, as Atlas keeps them
+// through an outage), and SIGTERMs to the daemon while calls wait on a
+// slow Atlas, each followed by a restart on the same ports. It then
+// accounts for every change sent (ledger.go): each is paired with its
+// record in the daemon's audit log, and the outcomes reported are checked
+// against the emulator's final state; applied changes must be in Atlas,
+// failed, refused and unsent ones must not, unknown ones may be. Errors a
+// chaos event explains are counted apart from unexplained ones. The report
+// goes between <!-- chaos:begin --> and <!-- chaos:end -->; it has no RSS
+// verdict, since the daemon is restarted.
+//
+// Usage (make soak and make chaos build the binaries into .build/soak first):
 //
 //	encryptiond-soak -bin .build/soak -duration 5m -out BENCH.md
+//	encryptiond-soak -bin .build/soak -duration 2m -chaos -out BENCH.md
 //
 // Flags:
 //
@@ -37,7 +52,9 @@
 //	-groups      projects (default 50)
 //	-fault-rate  fraction of Atlas calls answered with an injected fault (default 0.05)
 //	-statuses    HTTP statuses of the injected faults (default 500,503,429)
-//	-out         Markdown file whose soak section is replaced; "" prints only (default BENCH.md)
+//	-out         Markdown file whose soak (or chaos) section is replaced; "" prints only (default BENCH.md)
+//	-chaos       drop connections, restart the emulator and SIGTERM the daemon during the load, then account for every change (default off)
+//	-chaos-every time between chaos events (default 6s)
 //
 // The run stops by itself after -duration, or on SIGINT/SIGTERM; the
 // children are stopped on the way out (and get SIGTERM if it dies).

@@ -30,6 +30,9 @@ type config struct {
 	faultRate float64
 	statuses  []int
 	out       string
+	// chaos turns on the chaos events (chaos.go), every chaosEvery.
+	chaos      bool
+	chaosEvery time.Duration
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -46,7 +49,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&c.groups, "groups", 50, "projects")
 	fs.Float64Var(&c.faultRate, "fault-rate", 0.05, "fraction of Atlas calls answered with an injected fault")
 	fs.StringVar(&statuses, "statuses", "500,503,429", "HTTP statuses of the injected faults")
-	fs.StringVar(&c.out, "out", "BENCH.md", `Markdown file whose soak section (between <!-- soak:begin --> and <!-- soak:end -->) is replaced; "" prints only`)
+	fs.StringVar(&c.out, "out", "BENCH.md", `Markdown file whose soak section (between <!-- soak:begin --> and <!-- soak:end -->; with -chaos, the chaos section) is replaced; "" prints only`)
+	fs.BoolVar(&c.chaos, "chaos", false, "restart the emulator, drop connections and SIGTERM the daemon during the load, then account for every change from the audit log and Atlas's state")
+	fs.DurationVar(&c.chaosEvery, "chaos-every", 6*time.Second, "with -chaos, time between chaos events")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -67,6 +72,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		return c, errors.New("-rate, -workers and -groups must be positive")
 	case c.faultRate < 0 || c.faultRate > 1:
 		return c, errors.New("-fault-rate must be between 0 and 1")
+	case c.chaos && c.chaosEvery < 2*time.Second:
+		return c, errors.New("-chaos-every must be at least 2s: an event takes a few seconds")
 	}
 	c.warmup = min(c.warmup, c.duration/5)
 	c.window = min(c.window, c.duration)
@@ -94,12 +101,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	defer os.RemoveAll(dir)
 
 	h := procs.Harness{Bin: cfg.bin, Dir: dir, Ready: 30 * time.Second, StopGrace: 20 * time.Second}
-	emu, err := h.StartEmulator(ctx)
+	var emuArgs, daemonArgs []string
+	if cfg.chaos {
+		// The emulator keeps its projects across restarts; the file holds
+		// the secrets sent, and goes with dir.
+		emuArgs = []string{"-state", filepath.Join(dir, "emulator-state.json")}
+		daemonArgs = []string{"-shutdown-timeout", chaosShutdownTimeout.String()}
+	}
+	emu, err := h.StartEmulator(ctx, emuArgs...)
 	if err != nil {
 		return err
 	}
 	defer emu.Proc.Stop()
-	d, err := h.StartDaemon(ctx, emu)
+	d, err := h.StartDaemon(ctx, emu, daemonArgs...)
 	if err != nil {
 		return err
 	}
@@ -115,42 +129,69 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		cfg.duration, cfg.rate, cfg.workers, cfg.groups, cfg.faultRate*100, joinInts(cfg.statuses), d.Proc.PID(), emu.Proc.PID())
 
 	l := newLoad(cfg, d.Client, hc, "http://"+d.HTTPAddr)
-	res, err := l.run(ctx, &sampler{d: d}, stdout)
+	var c *chaos
+	if cfg.chaos {
+		c = &chaos{cfg: cfg, emu: emu, d: d, inFlight: l.inFlight.Load, progress: stdout}
+		fmt.Fprintf(stdout, "chaos: an event every %v after the %v warm-up\n", cfg.chaosEvery, cfg.warmup)
+	}
+	res, err := l.run(ctx, &sampler{d: d}, stdout, c)
 	if err != nil {
 		return err
 	}
 
-	// After the load: faults off, then compare every project with the model.
-	if err := emu.SetFaultRate(context.WithoutCancel(ctx), 0, nil); err != nil {
-		return fmt.Errorf("clearing the emulator's fault rate: %w", err)
+	// After the load: faults and latency off, then read Atlas's state.
+	bg := context.WithoutCancel(ctx)
+	if err := errors.Join(emu.ClearFaults(bg), emu.SetLatency(bg, 0)); err != nil {
+		return fmt.Errorf("clearing the emulator's faults: %w", err)
 	}
-	res.stateMismatches = l.verifyState(context.WithoutCancel(ctx), emu)
-	res.emulator, _ = emu.Stats(context.WithoutCancel(ctx))
+	states, err := l.atlasStates(bg, emu)
+	if err != nil {
+		return err
+	}
+	res.emulator, _ = emu.Stats(bg)
 
 	d.Stop()
 	emu.Proc.Stop()
 	res.daemonExit = d.Proc.Err()
-	logText, err := os.ReadFile(d.Proc.LogPath())
-	if err != nil {
-		return err
+	var logText strings.Builder
+	for _, path := range d.Proc.LogPaths() {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		logText.Write(b)
 	}
-	res.secretsInOutput = countSecrets(string(logText), append(l.secrets(), emu.PrivateKey))
+	res.secretsInOutput = countSecrets(logText.String(), append(l.secrets(), emu.PrivateKey))
 	if res.errorRecords, err = d.Proc.ErrorRecords(); err != nil {
 		return err
 	}
-
 	res.env = fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
-	text := res.markdown(cfg)
+
+	section, heading, text := "soak", "## Soak", ""
+	if c == nil {
+		res.stateMismatches = l.verifyState(states)
+		text = res.markdown(cfg)
+	} else {
+		records, err := readAudit(d.Proc.LogPaths())
+		if err != nil {
+			return err
+		}
+		changes := l.ledger.all()
+		c.setLateBy(changes)
+		res.chaos = newChaosResults(c, account(changes, records, states), emu.Proc.Err())
+		res.emulator = addStats(res.chaos.emulator, res.emulator)
+		section, heading, text = "chaos", "### Chaos", res.chaosMarkdown(cfg)
+	}
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, text)
 	if cfg.out != "" {
-		if err := report.WriteSection(cfg.out, "soak", "## Soak", text); err != nil {
+		if err := report.WriteSection(cfg.out, section, heading, text); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "\nwrote the soak section of %s\n", cfg.out)
+		fmt.Fprintf(stdout, "\nwrote the %s section of %s\n", section, cfg.out)
 	}
 	if failed := res.failures(); len(failed) > 0 {
-		return fmt.Errorf("soak failed: %s", strings.Join(failed, "; "))
+		return fmt.Errorf("%s failed: %s", section, strings.Join(failed, "; "))
 	}
 	return nil
 }

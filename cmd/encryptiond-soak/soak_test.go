@@ -60,7 +60,14 @@ func TestParseFlags(t *testing.T) {
 	if cfg.warmup != 2*time.Second || cfg.window != 10*time.Second || len(cfg.statuses) != 2 {
 		t.Errorf("parseFlags(-duration 10s) = warm-up %v, window %v, statuses %v; want 2s, 10s and two statuses", cfg.warmup, cfg.window, cfg.statuses)
 	}
-	for _, args := range [][]string{{"-statuses", "200"}, {"-rate", "0"}, {"-fault-rate", "2"}, {"extra"}} {
+	if cfg.chaos {
+		t.Errorf("parseFlags(-duration 10s) = chaos on, want off by default")
+	}
+	cfg, err = parseFlags([]string{"-chaos", "-chaos-every", "3s"}, io.Discard)
+	if err != nil || !cfg.chaos || cfg.chaosEvery != 3*time.Second {
+		t.Errorf("parseFlags(-chaos -chaos-every 3s) = %v, %v, %v; want chaos every 3s", cfg.chaos, cfg.chaosEvery, err)
+	}
+	for _, args := range [][]string{{"-statuses", "200"}, {"-rate", "0"}, {"-fault-rate", "2"}, {"extra"}, {"-chaos", "-chaos-every", "1s"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) = nil error, want one", args)
 		}

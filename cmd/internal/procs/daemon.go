@@ -29,7 +29,9 @@ type Daemon struct {
 	Conn   *grpc.ClientConn
 	Client encryptionv1.EncryptionServiceClient
 
-	hc *http.Client // for /metrics
+	hc     *http.Client // for /metrics
+	emuURL string       // -atlas-base-url
+	args   []string     // the flags StartDaemon was given
 }
 
 // StartDaemon starts Bin/encryptiond with both listeners on random ports of
@@ -38,9 +40,8 @@ type Daemon struct {
 // log record, then makes the client connection (which connects on the
 // first call). The caller stops it with Stop.
 func (h Harness) StartDaemon(ctx context.Context, emu *Emulator, args ...string) (*Daemon, error) {
-	flags := append([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-atlas-base-url", emu.URL}, args...)
-	d := &Daemon{hc: &http.Client{Timeout: 10 * time.Second}}
-	p, _, err := h.Start(ctx, "encryptiond", flags, append([]string{
+	d := &Daemon{hc: &http.Client{Timeout: 10 * time.Second}, emuURL: emu.URL, args: slices.Clone(args)}
+	p, _, err := h.Start(ctx, "encryptiond", d.flags("127.0.0.1:0", "127.0.0.1:0"), append([]string{
 		"MONGODB_ATLAS_PUBLIC_API_KEY=" + emu.PublicKey,
 		"MONGODB_ATLAS_PRIVATE_API_KEY=" + emu.PrivateKey,
 	}, h.DaemonEnv...), func(line string) (string, bool) {
@@ -60,6 +61,35 @@ func (h Harness) StartDaemon(ctx context.Context, emu *Emulator, args ...string)
 	}
 	d.Client = encryptionv1.NewEncryptionServiceClient(d.Conn)
 	return d, nil
+}
+
+// flags are the daemon's command-line flags with these listen addresses.
+func (d *Daemon) flags(grpcAddr, httpAddr string) []string {
+	return append([]string{"-grpc-addr", grpcAddr, "-http-addr", httpAddr, "-atlas-base-url", d.emuURL}, d.args...)
+}
+
+// Restart stops the daemon as Proc.Stop does, if it still runs (SIGTERM,
+// then the harness's StopGrace), and starts it again with the same flags
+// and environment on the same two addresses, so that clients find it where
+// it was; it waits for its "serving" record as StartDaemon does. Conn is
+// kept: it reconnects by itself, and Restart resets its reconnection
+// backoff so that it does so at once rather than after the backoff the
+// failed attempts of the downtime built up. To see the daemon down for a
+// while, call Proc.Stop first. The exit status of the incarnation stopped
+// is Proc.Err before Restart is called.
+func (d *Daemon) Restart(ctx context.Context) error {
+	got, err := d.Proc.Restart(ctx, d.flags(d.GRPCAddr, d.HTTPAddr), func(line string) (string, bool) {
+		g, h, ok := servingAddrs(line)
+		return g + " " + h, ok
+	})
+	if err != nil {
+		return err
+	}
+	if want := d.GRPCAddr + " " + d.HTTPAddr; got != want {
+		return fmt.Errorf("the restarted daemon serves on %s, want %s", got, want)
+	}
+	d.Conn.ResetConnectBackoff()
+	return nil
 }
 
 // Dial makes a plaintext gRPC client connection to addr, as the drivers

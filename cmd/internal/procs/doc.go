@@ -16,5 +16,11 @@
 // and Proc.Stop ends it gracefully. ReadMemory reads a child's resident set
 // size from /proc.
 //
+// For fault-injection runs, Emulator.Restart and Daemon.Restart start a
+// child again on the address it had, so that whoever points at it (the
+// daemon's -atlas-base-url, the driver's client connection) finds it there
+// again; an emulator started with -state comes back with its projects.
+// Each run of a child keeps a log of its own (Proc.LogPaths).
+//
 // Everything here is Linux-only (Pdeathsig, /proc), as the drivers are.
 package procs

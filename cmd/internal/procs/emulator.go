@@ -1,6 +1,7 @@
 package procs
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,27 +28,59 @@ type Emulator struct {
 	// generated at start. PrivateKey is a secret: no log should hold it.
 	PublicKey, PrivateKey string
 
-	hc *http.Client // for the control endpoints
+	hc   *http.Client // for the control endpoints
+	args []string     // the flags StartEmulator was given
 }
 
 // StartEmulator starts Bin/atlas-emulator on a random port of 127.0.0.1
-// with generated digest credentials and every well-formed project id
-// existing, and waits up to Ready for it to listen. The caller stops it
-// with Proc.Stop.
-func (h Harness) StartEmulator(ctx context.Context) (*Emulator, error) {
-	pub, priv := "emu-pub-"+RandomHex(8), "emu-priv-"+RandomHex(16)
-	p, u, err := h.Start(ctx, "atlas-emulator", []string{
-		"-addr", "127.0.0.1:0", "-public-key", pub, "-private-key", priv, "-auto-create-groups=true",
-	}, nil, func(line string) (string, bool) {
-		return strings.CutPrefix(line, "atlas-emulator listening on ")
-	})
+// with generated digest credentials, every well-formed project id
+// existing, and args added to its flags (such as -state FILE, which keeps
+// its projects across Restart); it waits up to Ready for it to listen. The
+// caller stops it with Proc.Stop.
+func (h Harness) StartEmulator(ctx context.Context, args ...string) (*Emulator, error) {
+	e := &Emulator{
+		PublicKey: "emu-pub-" + RandomHex(8), PrivateKey: "emu-priv-" + RandomHex(16),
+		hc: &http.Client{Timeout: 10 * time.Second}, args: slices.Clone(args),
+	}
+	p, u, err := h.Start(ctx, "atlas-emulator", e.flags("127.0.0.1:0"), nil, listening)
 	if err != nil {
 		return nil, err
 	}
-	return &Emulator{
-		Proc: p, URL: strings.TrimSpace(u), PublicKey: pub, PrivateKey: priv,
-		hc: &http.Client{Timeout: 10 * time.Second},
-	}, nil
+	e.Proc, e.URL = p, u
+	return e, nil
+}
+
+// listening matches the emulator's line saying where it listens and
+// returns its base URL.
+func listening(line string) (string, bool) {
+	u, ok := strings.CutPrefix(line, "atlas-emulator listening on ")
+	return strings.TrimSpace(u), ok
+}
+
+// flags are the emulator's command-line flags with this listen address.
+func (e *Emulator) flags(addr string) []string {
+	return append([]string{"-addr", addr, "-public-key", e.PublicKey, "-private-key", e.PrivateKey, "-auto-create-groups=true"}, e.args...)
+}
+
+// Restart stops the emulator as Proc.Stop does, if it still runs, and
+// starts it again with the same credentials and flags on the same address,
+// so that a daemon's -atlas-base-url still points at it. What it held
+// survives only with -state (see cmd/atlas-emulator); latency, faults and
+// the fault rate do not, nor its counters: read Stats before. A client's
+// digest nonces are forgotten, so its next request is challenged again.
+func (e *Emulator) Restart(ctx context.Context) error {
+	addr, ok := strings.CutPrefix(e.URL, "http://")
+	if !ok {
+		return fmt.Errorf("emulator URL %q: want http://host:port", e.URL)
+	}
+	u, err := e.Proc.Restart(ctx, e.flags(addr), listening)
+	if err != nil {
+		return err
+	}
+	if u != e.URL {
+		return fmt.Errorf("the restarted emulator listens on %s, want %s", u, e.URL)
+	}
+	return nil
 }
 
 // ResetStats zeroes the counters and forgets the recorded requests (which
@@ -82,6 +116,29 @@ func (e *Emulator) SetFaultRate(ctx context.Context, rate float64, statuses []in
 	return e.control(ctx, http.MethodPost, path, nil)
 }
 
+// InjectFault queues f (see atlastest.Fault): the next matching requests
+// are answered by it.
+func (e *Emulator) InjectFault(ctx context.Context, f atlastest.Fault) error {
+	// The control endpoint takes retryAfter as a duration string.
+	body := struct {
+		atlastest.Fault
+		RetryAfter string `json:"retryAfter,omitempty"`
+	}{Fault: f}
+	if f.RetryAfter > 0 {
+		body.RetryAfter = f.RetryAfter.String()
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	return e.send(ctx, http.MethodPost, "faults", b, nil)
+}
+
+// ClearFaults drops the queued faults and stops the fault rate.
+func (e *Emulator) ClearFaults(ctx context.Context) error {
+	return e.control(ctx, http.MethodDelete, "faults", nil)
+}
+
 // State is a project's configuration as the emulator holds it: what an
 // Atlas v2 GET would answer.
 func (e *Emulator) State(ctx context.Context, groupID string) (map[string]any, error) {
@@ -93,7 +150,12 @@ func (e *Emulator) State(ctx context.Context, groupID string) (map[string]any, e
 // control calls the control endpoint path and decodes its JSON answer into
 // into, unless into is nil.
 func (e *Emulator) control(ctx context.Context, method, path string, into any) error {
-	req, err := http.NewRequestWithContext(ctx, method, e.URL+"/_emulator/"+path, nil)
+	return e.send(ctx, method, path, nil, into)
+}
+
+// send is control with a request body.
+func (e *Emulator) send(ctx context.Context, method, path string, body []byte, into any) error {
+	req, err := http.NewRequestWithContext(ctx, method, e.URL+"/_emulator/"+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

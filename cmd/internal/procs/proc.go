@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -48,43 +50,79 @@ func (h Harness) ready() time.Duration {
 	return DefaultReady
 }
 
-// Proc is a child process whose stdout and stderr go to a log file.
+// Proc is a child process whose stdout and stderr go to a log file. It may
+// be restarted (Restart): each run of the binary is an incarnation with a
+// log of its own, and the methods speak of the current one unless they say
+// otherwise. A Proc is safe for concurrent use.
 type Proc struct {
-	name  string
-	cmd   *exec.Cmd
-	log   string
-	grace time.Duration
-	done  chan struct{}
-	err   error // the exit error, once done is closed
+	name, bin string
+	env       []string // the whole environment of every incarnation
+	dir       string
+	ready     time.Duration
+	grace     time.Duration
+
+	mu   sync.Mutex
+	cur  *child
+	logs []string // every incarnation's log, oldest first
+}
+
+// child is one incarnation of a Proc.
+type child struct {
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+	err  error // the exit error, once done is closed
 }
 
 // start starts bin with args, and env added to a minimal environment
 // (PATH and HOME), writing its output to a new log in h.Dir (see Dir).
 func (h Harness) start(name, bin string, args, env []string) (*Proc, error) {
-	f, logPath, err := createLog(h.Dir, name)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
-	// If the driver dies without cleaning up, the kernel stops the child.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
 	grace := h.StopGrace
 	if grace <= 0 {
 		grace = DefaultStopGrace
 	}
-	p := &Proc{name: name, cmd: cmd, log: logPath, grace: grace, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.done)
-	}()
+	p := &Proc{
+		name: name, bin: bin, dir: h.Dir, ready: h.ready(), grace: grace,
+		env: append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...),
+	}
+	if err := p.spawn(args); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// spawn starts a new incarnation with args and makes it the current one.
+func (p *Proc) spawn(args []string) error {
+	f, logPath, err := createLog(p.dir, p.name)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.bin, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = p.env
+	// If the driver dies without cleaning up, the kernel stops the child.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return fmt.Errorf("starting %s: %w", p.name, err)
+	}
+	c := &child{cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		f.Close()
+		close(c.done)
+	}()
+	p.mu.Lock()
+	p.cur = c
+	p.logs = append(p.logs, logPath)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Proc) current() *child {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cur
 }
 
 // createLog creates dir/name.log, or name-2.log, name-3.log … when a
@@ -103,28 +141,49 @@ func createLog(dir, name string) (*os.File, string, error) {
 	}
 }
 
-// PID is the child's process id.
-func (p *Proc) PID() int { return p.cmd.Process.Pid }
+// PID is the current incarnation's process id.
+func (p *Proc) PID() int { return p.current().cmd.Process.Pid }
 
-// LogPath is the file that holds the child's stdout and stderr.
-func (p *Proc) LogPath() string { return p.log }
+// LogPath is the file that holds the current incarnation's stdout and
+// stderr.
+func (p *Proc) LogPath() string { return p.current().log }
 
-// Err is the child's exit error (nil for a clean exit) once it has exited,
-// as it has when Stop returns; nil while it runs.
+// LogPaths lists the logs of every incarnation, oldest first.
+func (p *Proc) LogPaths() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.logs)
+}
+
+// Err is the current incarnation's exit error (nil for a clean exit) once
+// it has exited, as it has when Stop returns; nil while it runs.
 func (p *Proc) Err() error {
+	c := p.current()
 	select {
-	case <-p.done:
-		return p.err
+	case <-c.done:
+		return c.err
 	default:
 		return nil
 	}
 }
 
-// ErrorRecords counts the JSON log records at level ERROR in the child's
-// output (the daemon logs a recovered panic or a failed listener so): a
-// run with any is suspect whatever its numbers.
+// ErrorRecords counts the JSON log records at level ERROR in the output of
+// every incarnation (the daemon logs a recovered panic or a failed
+// listener so): a run with any is suspect whatever its numbers.
 func (p *Proc) ErrorRecords() (int, error) {
-	f, err := os.Open(p.log)
+	n := 0
+	for _, path := range p.LogPaths() {
+		k, err := errorRecords(path)
+		if err != nil {
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
+}
+
+func errorRecords(path string) (int, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return 0, err
 	}
@@ -143,41 +202,89 @@ func (p *Proc) ErrorRecords() (int, error) {
 	return n, sc.Err()
 }
 
-// Stop sends SIGTERM, waits up to the harness's StopGrace, then kills. It
-// returns once the child has exited and may be called again.
+// Stop sends the current incarnation SIGTERM, waits up to the harness's
+// StopGrace, then kills it. It returns once the child has exited and may
+// be called again.
 func (p *Proc) Stop() {
+	c := p.current()
 	select {
-	case <-p.done:
+	case <-c.done:
 		return
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-c.done:
 	case <-time.After(p.grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		_ = c.cmd.Process.Kill()
+		<-c.done
 	}
 }
+
+// restartAttempts bounds how often Restart starts a child that exits
+// before it is ready.
+const restartAttempts = 3
+
+// Restart stops the child as Stop does, if it still runs, and runs its
+// binary again with args (which may differ from the first run's: a fixed
+// address instead of port 0) and the same environment, as a new
+// incarnation with a new log. It waits up to the harness's Ready for
+// ready to accept a line of the new output and returns what ready
+// returned, as Harness.Start does. A child restarted on a fixed address
+// can lose its port for a moment to another socket, so one that exits
+// before it is ready is started again, up to three attempts half a second
+// apart; the error then quotes the last one's output.
+func (p *Proc) Restart(ctx context.Context, args []string, ready func(line string) (string, bool)) (string, error) {
+	p.Stop()
+	var err error
+	for attempt := range restartAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return "", ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		if err = p.spawn(args); err != nil {
+			return "", err
+		}
+		var v string
+		if v, err = p.waitLog(ctx, p.ready, ready); err == nil {
+			return v, nil
+		}
+		p.Stop()
+		if ctx.Err() != nil || !errors.As(err, new(*earlyExit)) {
+			break
+		}
+	}
+	return "", err
+}
+
+// earlyExit is waitLog's error for a child that exited before it was
+// ready.
+type earlyExit struct{ text string }
+
+func (e *earlyExit) Error() string { return e.text }
 
 // waitLog polls the child's log every 50 ms until match accepts a line,
 // and returns what match returned for it; or fails when the child exits,
 // ctx ends or timeout passes.
 func (p *Proc) waitLog(ctx context.Context, timeout time.Duration, match func(line string) (string, bool)) (string, error) {
+	c := p.current()
 	deadline := time.Now().Add(timeout)
 	for {
-		if v, ok := scanLog(p.log, match); ok {
+		if v, ok := scanLog(c.log, match); ok {
 			return v, nil
 		}
 		select {
-		case <-p.done:
-			return "", fmt.Errorf("%s exited (%v) before it was ready; the end of %s:\n%s", p.name, p.err, p.log, tail(p.log, 4096))
+		case <-c.done:
+			return "", &earlyExit{fmt.Sprintf("%s exited (%v) before it was ready; the end of %s:\n%s", p.name, c.err, c.log, tail(c.log, 4096))}
 		case <-ctx.Done():
 			return "", ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("%s not ready after %v; see %s", p.name, timeout, p.log)
+			return "", fmt.Errorf("%s not ready after %v; see %s", p.name, timeout, c.log)
 		}
 	}
 }
@@ -217,7 +324,7 @@ func (h Harness) Start(ctx context.Context, name string, args, env []string, rea
 	if err != nil {
 		return nil, "", err
 	}
-	v, err := p.waitLog(ctx, h.ready(), ready)
+	v, err := p.waitLog(ctx, p.ready, ready)
 	if err != nil {
 		p.Stop()
 		return nil, "", err

@@ -1,12 +1,15 @@
 package procs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/encryptiond/encryptiond/atlas"
 	"github.com/encryptiond/encryptiond/atlas/atlastest"
 )
 
@@ -68,7 +72,7 @@ func TestLogPerChild(t *testing.T) {
 		if err != nil {
 			t.Fatalf("start(sh) = %v", err)
 		}
-		<-p.done // echo exits by itself
+		<-p.current().done // echo exits by itself
 		paths = append(paths, p.LogPath())
 	}
 	want := []string{h.Dir + "/sh.log", h.Dir + "/sh-2.log"}
@@ -108,7 +112,7 @@ func TestWaitLogFails(t *testing.T) {
 func TestErrorRecords(t *testing.T) {
 	t.Parallel()
 	p := startShell(t, Harness{}, `echo '{"level":"INFO","msg":"a"}'; echo '{"level":"ERROR","msg":"b"}'; echo 'not JSON "level":"ERROR"'; echo '{"level":"ERROR","msg":"c"}'`)
-	<-p.done
+	<-p.current().done
 	if n, err := p.ErrorRecords(); n != 2 || err != nil {
 		t.Errorf("ErrorRecords() = %d, %v, want 2 (JSON records only), nil", n, err)
 	}
@@ -196,6 +200,13 @@ func TestEmulatorControl(t *testing.T) {
 		{"SetLatency(0)", func() error { return e.SetLatency(ctx, 0) }},
 		{"SetFaultRate(0.05, [500 503 429])", func() error { return e.SetFaultRate(ctx, 0.05, []int{500, 503, 429}) }},
 		{"SetFaultRate(0, nil)", func() error { return e.SetFaultRate(ctx, 0, nil) }},
+		{"InjectFault(drop a PATCH)", func() error {
+			return e.InjectFault(ctx, atlastest.Fault{Drop: true, Method: http.MethodPatch, Times: 2})
+		}},
+		{"InjectFault(429, Retry-After 2s)", func() error {
+			return e.InjectFault(ctx, atlastest.Fault{Status: http.StatusTooManyRequests, RetryAfter: 2 * time.Second})
+		}},
+		{"ClearFaults()", func() error { return e.ClearFaults(ctx) }},
 	} {
 		if err := call.f(); err != nil {
 			t.Errorf("%s = %v, want nil", call.name, err)
@@ -320,3 +331,202 @@ func TestRandomHex(t *testing.T) {
 		t.Errorf("RandomHex(12) = %q, then %q; want 24 hex digits, different each time", a, b)
 	}
 }
+
+// writeScript writes an executable shell script named name into dir.
+func writeScript(t *testing.T, dir, name, script string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRestart restarts a child: a new incarnation with its own log and
+// pid, the same environment, new arguments; the logs of both are kept.
+func TestRestart(t *testing.T) {
+	t.Parallel()
+	h := Harness{Bin: t.TempDir(), Dir: t.TempDir(), Ready: 10 * time.Second}
+	writeScript(t, h.Bin, "helper", `echo '{"level":"ERROR","msg":"one per run"}'; echo "ready at $GREETING $1"; exec sleep 60`)
+	p, got, err := h.Start(t.Context(), "helper", []string{"first"}, []string{"GREETING=hello"}, readyAt)
+	if err != nil {
+		t.Fatalf("Start() = %v", err)
+	}
+	defer p.Stop()
+	firstPID := p.PID()
+	got, err = p.Restart(t.Context(), []string{"second"}, readyAt)
+	if err != nil || got != "hello second" {
+		t.Fatalf("Restart(second) = %q, %v, want %q (new args, same environment)", got, err, "hello second")
+	}
+	if p.PID() == firstPID {
+		t.Errorf("PID() after Restart = %d, the first incarnation's", firstPID)
+	}
+	if err := p.Err(); err != nil {
+		t.Errorf("Err() of the running second incarnation = %v, want nil", err)
+	}
+	want := []string{filepath.Join(h.Dir, "helper.log"), filepath.Join(h.Dir, "helper-2.log")}
+	if got := p.LogPaths(); !slices.Equal(got, want) {
+		t.Errorf("LogPaths() = %q, want %q", got, want)
+	}
+	if p.LogPath() != want[1] {
+		t.Errorf("LogPath() = %q, want the current incarnation's %q", p.LogPath(), want[1])
+	}
+	if n, err := p.ErrorRecords(); n != 2 || err != nil {
+		t.Errorf("ErrorRecords() = %d, %v, want 2: one in each incarnation's log", n, err)
+	}
+	p.Stop()
+	if err := p.Err(); err == nil {
+		t.Error("Err() after Stop = nil, want terminated")
+	}
+}
+
+// TestRestartRetries restarts a child whose second run exits at once, as
+// one that lost its port would: Restart starts it again.
+func TestRestartRetries(t *testing.T) {
+	t.Parallel()
+	h := Harness{Bin: t.TempDir(), Dir: t.TempDir(), Ready: 10 * time.Second}
+	writeScript(t, h.Bin, "helper", `n=$(cat "$0.count" 2>/dev/null || echo 0); n=$((n+1)); echo $n > "$0.count"
+if [ $n -eq 2 ]; then echo "listen tcp: bind: address already in use"; exit 1; fi
+echo "ready at run $n"; exec sleep 60`)
+	p, _, err := h.Start(t.Context(), "helper", nil, nil, readyAt)
+	if err != nil {
+		t.Fatalf("Start() = %v", err)
+	}
+	defer p.Stop()
+	if got, err := p.Restart(t.Context(), nil, readyAt); err != nil || got != "run 3" {
+		t.Errorf("Restart() = %q, %v, want ready at the third run", got, err)
+	}
+	if n := len(p.LogPaths()); n != 3 {
+		t.Errorf("LogPaths() has %d logs, want 3 (one per run, the failed one included)", n)
+	}
+
+	// A child that never comes up fails after three attempts, quoting it.
+	writeScript(t, h.Bin, "quitter", `echo "address already in use"; exit 1`)
+	q := startShell(t, h, `echo "ready at once"; exec sleep 60`)
+	q.bin = filepath.Join(h.Bin, "quitter")
+	if _, err := q.Restart(t.Context(), nil, readyAt); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("Restart(quitter) = %v, want its output quoted", err)
+	}
+	if n := len(q.LogPaths()); n != 1+restartAttempts {
+		t.Errorf("Restart(quitter) made %d logs, want the first run's and %d attempts", n, restartAttempts)
+	}
+}
+
+// TestDaemonRestart restarts a stand-in for encryptiond that announces the
+// addresses it is given (fixed ones for port 0): the restart asks for the
+// same addresses, flags and credentials.
+func TestDaemonRestart(t *testing.T) {
+	t.Parallel()
+	h := Harness{Bin: t.TempDir(), Dir: t.TempDir(), Ready: 10 * time.Second}
+	// With MOVE set, the second run serves REST elsewhere.
+	writeScript(t, h.Bin, "encryptiond", `g=$2 r=$4
+[ "$g" = 127.0.0.1:0 ] && g=127.0.0.1:1
+[ "$r" = 127.0.0.1:0 ] && r=127.0.0.1:2
+[ -n "$MOVE" ] && [ -e "$MOVE" ] && r=127.0.0.1:3
+[ -n "$MOVE" ] && touch "$MOVE"
+echo "args: $* key: $MONGODB_ATLAS_PRIVATE_API_KEY"
+echo '{"level":"INFO","msg":"serving","grpc_addr":"'$g'","http_addr":"'$r'"}'
+exec sleep 60
+`)
+	emu := &Emulator{URL: "http://127.0.0.1:3", PublicKey: "pub", PrivateKey: "priv"}
+	d, err := h.StartDaemon(t.Context(), emu, "-shutdown-timeout", "1s")
+	if err != nil {
+		t.Fatalf("StartDaemon() = %v", err)
+	}
+	defer d.Stop()
+	d.Proc.Stop() // down for a while, as a chaos run has it
+	if err := d.Restart(t.Context()); err != nil {
+		t.Fatalf("Restart() = %v", err)
+	}
+	if d.GRPCAddr != "127.0.0.1:1" || d.HTTPAddr != "127.0.0.1:2" || d.Conn.Target() != "127.0.0.1:1" {
+		t.Errorf("after Restart: %s, %s, client of %s; want the same addresses and client", d.GRPCAddr, d.HTTPAddr, d.Conn.Target())
+	}
+	b, err := os.ReadFile(d.Proc.LogPath())
+	if want := "args: -grpc-addr 127.0.0.1:1 -http-addr 127.0.0.1:2 -atlas-base-url http://127.0.0.1:3 -shutdown-timeout 1s key: priv\n"; err != nil || !strings.HasPrefix(string(b), want) {
+		t.Errorf("restarted daemon's log = %q, %v; want it to start with %q", b, err, want)
+	}
+
+	// A daemon that comes back elsewhere is an error: its clients would
+	// not find it.
+	h.DaemonEnv = []string{"MOVE=" + filepath.Join(t.TempDir(), "moved")}
+	d2, err := h.StartDaemon(t.Context(), emu)
+	if err != nil {
+		t.Fatalf("StartDaemon() = %v", err)
+	}
+	defer d2.Stop()
+	if err := d2.Restart(t.Context()); err == nil || !strings.Contains(err.Error(), "want 127.0.0.1:1 127.0.0.1:2") {
+		t.Errorf("Restart() of a daemon that moved = %v, want an error naming the addresses", err)
+	}
+}
+
+// TestEmulatorRestartKeepsState runs the real cmd/atlas-emulator with
+// -state, configures a project through the Atlas client, restarts it: it
+// listens on the same address, under the same credentials, with the
+// project as it was.
+func TestEmulatorRestartKeepsState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs cmd/atlas-emulator; skipped with -short")
+	}
+	t.Parallel()
+	const group = "5f3b1c2d3e4f5a6b7c8d9e0f"
+	h := Harness{Bin: buildEmulator(t), Dir: t.TempDir(), Ready: 20 * time.Second}
+	state := filepath.Join(t.TempDir(), "state.json")
+	emu, err := h.StartEmulator(t.Context(), "-state", state)
+	if err != nil {
+		t.Fatalf("StartEmulator() = %v", err)
+	}
+	defer emu.Proc.Stop()
+	c, err := atlas.NewClient(atlas.WithBaseURL(emu.URL), atlas.WithDigest(emu.PublicKey, emu.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdleConnections()
+	key := "projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/7"
+	if _, err := c.UpdateEncryptionAtRest(t.Context(), group, &atlas.EncryptionAtRest{GoogleCloudKMS: &atlas.GoogleCloudKMS{
+		Enabled: ptr(true), KeyVersionResourceID: ptr(key), RoleID: ptr("64b6e34b3d91647abb20e7b9"),
+	}}); err != nil {
+		t.Fatalf("UpdateEncryptionAtRest() = %v", err)
+	}
+	url := emu.URL
+	if err := emu.Restart(t.Context()); err != nil {
+		t.Fatalf("Restart() = %v", err)
+	}
+	if emu.URL != url {
+		t.Errorf("URL after Restart = %s, want %s", emu.URL, url)
+	}
+	if err := emu.Proc.Err(); err != nil {
+		t.Errorf("Err() of the restarted emulator = %v, want it running", err)
+	}
+	got, err := c.GetEncryptionAtRest(t.Context(), group) // challenged again: nonces are not kept
+	if err != nil || got.GoogleCloudKMS == nil || got.GoogleCloudKMS.KeyVersionResourceID == nil || *got.GoogleCloudKMS.KeyVersionResourceID != key {
+		t.Errorf("GetEncryptionAtRest() after Restart = %+v, %v, want googleCloudKms with %s", got, err, key)
+	}
+	if st, err := emu.State(t.Context(), group); err != nil || st["googleCloudKms"].(map[string]any)["enabled"] != true {
+		t.Errorf("State() after Restart = %v, %v, want googleCloudKms enabled", st, err)
+	}
+	// The first incarnation wrote the state as it stopped, cleanly.
+	if b, err := os.ReadFile(emu.Proc.LogPaths()[0]); err != nil || !strings.Contains(string(b), "atlas-emulator wrote 1 projects to "+state) {
+		t.Errorf("first emulator's log = %q, %v; want the state written", b, err)
+	}
+}
+
+// buildEmulator builds cmd/atlas-emulator into a new directory and
+// returns the directory.
+func buildEmulator(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, goBin, "-C", root, "build", "-o", bin, "./cmd/atlas-emulator").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/atlas-emulator: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func ptr[T any](v T) *T { return &v }
