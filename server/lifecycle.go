@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -25,6 +26,9 @@ import (
 //   - Atlas refuses to disable a provider that clusters use, without
 //     saying which. blockedDisable reads the clusters and names them;
 //     predictDisable does the same for a validate-only disable.
+//   - Atlas may apply a PATCH whose client has gone. patch lets a PATCH
+//     run to its answer when its caller leaves, and keeps the project's
+//     lock until then, so that a later change is never overtaken by it.
 
 // propagationCodes are Atlas's answers while a role propagates.
 var propagationCodes = []string{"CANNOT_ASSUME_ROLE", "CLOUD_PROVIDER_ACCESS_ROLE_NOT_AUTHORIZED", "INVALID_AWS_CREDENTIALS"}
@@ -56,12 +60,12 @@ func propagating(err error) bool {
 // before ctx's deadline, or the role propagation timeout has passed since
 // the first attempt, and returns a *propagationError. Static credentials
 // are never retried: there these codes mean what they say.
-func (s *Server) send(ctx context.Context, r *request) (*atlas.EncryptionAtRest, int, error) {
+func (s *Server) send(ctx context.Context, r *request, l *lease) (*atlas.EncryptionAtRest, int, error) {
 	body := r.patch()
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		sent := time.Now()
-		result, err := s.atlas.UpdateEncryptionAtRest(ctx, r.groupID, body)
+		result, err := s.patch(ctx, r, body, l)
 		if err == nil || !r.has("role_id") || !propagating(err) {
 			return result, attempt, err
 		}
@@ -87,6 +91,128 @@ func (s *Server) send(ctx context.Context, r *request) (*atlas.EncryptionAtRest,
 		if fn := s.opts.observeRetry; fn != nil {
 			fn(r.provider.atlas)
 		}
+	}
+}
+
+// sendLimit bounds a PATCH whose caller has gone: by then Atlas has
+// answered, or the PATCH has failed (the Atlas client bounds each attempt
+// with its HTTP client's Timeout, 30 s by default).
+const sendLimit = time.Minute
+
+// patch sends body, one PATCH of r's project, to Atlas and returns Atlas's
+// answer. The PATCH runs on a context of its own, not the caller's: Atlas
+// may apply a request whose client has gone, so once the PATCH has started
+// it goes on to its answer, within sendLimit, whatever the caller does.
+// When the caller leaves first (its deadline, a cancel, the shutdown's cut)
+// patch returns at once an error wrapping atlas.ErrOutcomeUnknown and the
+// context's cause, and the lease l on the project's lock passes to the
+// PATCH: the lock is released when Atlas answers, and the call's
+// Record.Late hears the answer. Without this, the next change of the
+// project could be applied and reported applied, then be overwritten by
+// this one landing late.
+func (s *Server) patch(ctx context.Context, r *request, body *atlas.EncryptionAtRest, l *lease) (*atlas.EncryptionAtRest, error) {
+	type answer struct {
+		config *atlas.EncryptionAtRest
+		err    error
+	}
+	var (
+		mu   sync.Mutex
+		gone bool // the caller has left; guarded by mu
+		done = make(chan answer, 1)
+		late = record(ctx).Late
+	)
+	sendCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendLimit)
+	s.sending.add()
+	go func() {
+		defer s.sending.done()
+		defer cancel()
+		config, err := s.atlas.UpdateEncryptionAtRest(sendCtx, r.groupID, body)
+		mu.Lock()
+		defer mu.Unlock()
+		if !gone {
+			done <- answer{config, err}
+			return
+		}
+		l.unlock()
+		if late != nil {
+			late(err)
+		}
+	}()
+	select {
+	case a := <-done:
+		return a.config, a.err
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	select {
+	case a := <-done: // the answer came with the caller's leaving
+		return a.config, a.err
+	default:
+	}
+	gone, l.kept = true, true
+	return nil, fmt.Errorf("atlas: PATCH encryptionAtRest: %w: the caller left first: %w", atlas.ErrOutcomeUnknown, context.Cause(ctx))
+}
+
+// lease is a change's hold on its project's lock.
+type lease struct {
+	unlock func()
+	kept   bool // a PATCH still in flight releases the lock (patch)
+}
+
+// release releases the lock, unless a PATCH in flight keeps it.
+func (l *lease) release() {
+	if !l.kept {
+		l.unlock()
+	}
+}
+
+// inflight counts the PATCHes in flight, so that shutdown can wait for
+// their answers (Server.WaitForAtlas).
+type inflight struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n drops to 0
+}
+
+func (c *inflight) add() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		c.idle = make(chan struct{})
+	}
+	c.n++
+}
+
+func (c *inflight) done() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n--; c.n == 0 {
+		close(c.idle)
+	}
+}
+
+// WaitForAtlas waits until every PATCH sent to Atlas has its answer, those
+// whose callers have gone included, or ctx ends; it returns how many are
+// still unanswered. The daemon calls it at shutdown, once no call runs, so
+// that a change it has already answered OUTCOME_UNKNOWN is not cut off
+// mid-flight on top of it.
+func (s *Server) WaitForAtlas(ctx context.Context) int {
+	c := &s.sending
+	c.mu.Lock()
+	if c.n == 0 {
+		c.mu.Unlock()
+		return 0
+	}
+	idle := c.idle
+	c.mu.Unlock()
+	select {
+	case <-idle:
+		return 0
+	case <-ctx.Done():
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.n
 	}
 }
 

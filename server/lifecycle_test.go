@@ -292,3 +292,64 @@ func TestBlockedDisable(t *testing.T) {
 		}
 	})
 }
+
+// TestChangeGivenUpIsNotOvertaken is a change whose caller leaves while
+// Atlas is slow: the caller's call ends at its deadline, but the PATCH goes
+// on, and the next change of the project waits for its answer.
+// So the next change, reported applied, is what Atlas shows, and stays so:
+// the first cannot land on top of it.
+func TestChangeGivenUpIsNotOvertaken(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	const group = "6a7b8c9d0e1f2a3b4c5d6e70"
+	key := func(n int) string {
+		return `{"googleCloudKms": {"enabled": true, "keyVersionResourceID": "projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/` + strconv.Itoa(n) + `", "roleId": "` + e2eRole + `"}}`
+	}
+	update := func(ctx context.Context, n int) error {
+		var cfg encryptionv1.ProviderConfig
+		if err := protojson.Unmarshal([]byte(key(n)), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		_, err := h.grpc.UpdateEncryptionAtRest(ctx, &encryptionv1.UpdateEncryptionAtRestRequest{GroupId: group, Config: &cfg})
+		return err
+	}
+	version := func() string {
+		v := h.emu.State(group).GoogleCloudKMS.KeyVersionResourceID
+		if v == nil {
+			return ""
+		}
+		return (*v)[strings.LastIndex(*v, "/")+1:]
+	}
+	if err := update(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	const latency = time.Second
+	h.emu.SetLatency(latency)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	err := update(ctx, 1)
+	cancel()
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("change 1 with a deadline shorter than Atlas = %v, want DeadlineExceeded", err)
+	}
+	h.emu.SetLatency(0)
+	if err := update(t.Context(), 2); err != nil {
+		t.Fatalf("change 2 = %v", err)
+	}
+	if got := version(); got != "2" {
+		t.Errorf("Atlas's key version after change 2 answered = %s, want 2", got)
+	}
+	time.Sleep(latency) // long enough for change 1 to land, if it could
+	if got := version(); got != "2" {
+		t.Errorf("Atlas's key version %v after change 2 = %s, want 2: change 1 landed after it", latency, got)
+	}
+	var sent []string
+	for _, r := range h.emu.Requests() {
+		if r.Method == http.MethodPatch {
+			sent = append(sent, string(r.Body))
+		}
+	}
+	if len(sent) != 3 || !strings.Contains(sent[1], "cryptoKeyVersions/1") || !strings.Contains(sent[2], "cryptoKeyVersions/2") {
+		t.Errorf("PATCHes Atlas received = %q, want changes 0, 1 and 2 in that order (change 1 runs to its answer)", sent)
+	}
+}

@@ -41,6 +41,7 @@ type Server struct {
 	gets    flights       // shares concurrent Gets of one project
 	groups  groups        // serializes changes of one project
 	changes atomic.Uint64 // finished changes; see GetEncryptionAtRest
+	sending inflight      // PATCHes in flight; see patch
 	// endpoints are the watches of private endpoints.
 	endpoints *endpointWatches
 }
@@ -104,6 +105,11 @@ type Record struct {
 	// not sent, more than 1 when it was sent again while its role
 	// propagated.
 	Attempts int
+	// Late, when set, hears Atlas's answer to a PATCH whose caller was
+	// answered before it came (the caller left, or the shutdown cut the
+	// call): nil when Atlas applied the change. It is called once, from
+	// another goroutine, after the call has ended.
+	Late func(err error)
 }
 
 type recordKey struct{}

@@ -66,7 +66,8 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 	if err != nil {
 		return nil, lockError(ctx, r.groupID, err)
 	}
-	defer unlock()
+	l := &lease{unlock: unlock}
+	defer l.release()
 
 	if r.needsState() {
 		current, err := s.atlas.GetEncryptionAtRest(ctx, r.groupID)
@@ -93,7 +94,7 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 		}
 	}
 
-	result, attempts, err := s.send(ctx, r)
+	result, attempts, err := s.send(ctx, r, l)
 	record(ctx).Attempts = attempts
 	// Whatever came back, the project may have changed: Gets from now on do
 	// not share calls that started before.

@@ -76,7 +76,8 @@ func (r *results) chaosMarkdown(cfg config) string {
 		label := o
 		switch o {
 		case audit.OutcomeUnknown:
-			label = fmt.Sprintf("unknown (the project's next read showed %d landed, %d not; %d not read)", acc.landed, acc.notLanded, acc.unread)
+			label = fmt.Sprintf("unknown (the project's next read showed %d landed, %d not; %d not read; late audit records settled %d as applied, %d as failed)",
+				acc.landed, acc.notLanded, acc.unread, acc.settled[audit.OutcomeApplied], acc.settled[audit.OutcomeFailed])
 		case outcomeNotSent:
 			label = "not sent: no answer from the daemon and no audit record (it was down)"
 		}

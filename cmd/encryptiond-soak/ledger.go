@@ -55,7 +55,14 @@ import (
 // overwrite it. A change sent while Atlas was slow may land up to lateBy
 // after its answer; a final state that only such a late landing explains
 // is not unaccounted for, but it is a change reported applied that Atlas
-// does not show: account counts it apart (overtaken).
+// does not show: account counts it apart (overtaken). The daemon prevents
+// it: a PATCH it gave up on runs on to Atlas's answer while the project's
+// lock is held, and the process waits for such answers before it exits;
+// each one gets a second, late audit record with the outcome Atlas's
+// answer gave it. A late record belongs to the latest change of its
+// project reported unknown before it, and settles that change's outcome
+// (applied or failed) for the check; one that matches no such change is a
+// problem.
 
 // outcomeNotSent is the outcome of a change the service never saw: its
 // caller got no answer from the service, and the audit log has no record
@@ -115,6 +122,16 @@ type sentChange struct {
 	lateBy time.Duration
 
 	record *auditRecord // set by account
+	late   *auditRecord // the late record settling an unknown outcome, if any
+}
+
+// settled is the change's outcome once its late audit record, if any, has
+// settled an unknown one.
+func (c *sentChange) settled() string {
+	if c.late != nil && c.late.Outcome != audit.OutcomeUnknown {
+		return c.late.Outcome
+	}
+	return c.outcome()
 }
 
 // effect is the provider's state once the change has landed.
@@ -189,6 +206,7 @@ func (l *ledger) all() []*sentChange {
 type auditRecord struct {
 	Time     time.Time `json:"time"`
 	Audit    bool      `json:"audit"`
+	Late     bool      `json:"late"`
 	GroupID  string    `json:"group_id"`
 	Provider string    `json:"provider"`
 	Action   string    `json:"action"`
@@ -231,6 +249,9 @@ type accounting struct {
 	// Changes reported unknown, by what the project's next read showed:
 	// their effect (landed), another state (notLanded), or no read.
 	landed, notLanded, unread int
+	// settled counts changes reported unknown by the outcome their late
+	// audit record gave them.
+	settled map[string]int
 	// pairs is the number of (project, provider) checked; exact, those
 	// whose reported outcomes allow one final state only.
 	pairs, exact int
@@ -249,7 +270,7 @@ func (a *accounting) ok() bool { return len(a.problems) == 0 }
 // against final, Atlas's state of every project the load used, as the
 // comment at the top of this file says.
 func account(changes []*sentChange, records []auditRecord, final map[string][numProviders]providerState) *accounting {
-	a := &accounting{outcomes: map[string]int{}}
+	a := &accounting{outcomes: map[string]int{}, settled: map[string]int{}}
 	byGroup := map[string][]*sentChange{}
 	for _, c := range changes {
 		byGroup[c.group] = append(byGroup[c.group], c)
@@ -266,6 +287,15 @@ func account(changes []*sentChange, records []auditRecord, final map[string][num
 	for i := range records {
 		r := &records[i]
 		cs := byGroup[r.GroupID]
+		if r.Late {
+			if c := lateChange(cs, r); c != nil {
+				c.late = r
+				a.settled[r.Outcome]++
+			} else {
+				a.problemf("%s: the late audit record at %s (%s %s, %s) matches no change reported unknown before it", r.GroupID, clockTime(r.Time), r.Provider, r.Action, r.Outcome)
+			}
+			continue
+		}
 		k, _ := slices.BinarySearchFunc(cs, r.Time, func(c *sentChange, t time.Time) int {
 			if c.end.Before(t) {
 				return -1
@@ -344,6 +374,23 @@ func account(changes []*sentChange, records []auditRecord, final map[string][num
 	return a
 }
 
+// lateChange returns the change of cs, one project's changes in order,
+// that late record r settles: the latest one that started before r, was
+// reported unknown, names r's provider and action, and has no late record
+// yet; nil if none.
+func lateChange(cs []*sentChange, r *auditRecord) *sentChange {
+	for k := len(cs) - 1; k >= 0; k-- {
+		c := cs[k]
+		if c.start.After(r.Time) || c.record == nil || c.record.Outcome != audit.OutcomeUnknown || c.late != nil {
+			continue
+		}
+		if providerNames[c.provider] == r.Provider && c.action == r.Action {
+			return c
+		}
+	}
+	return nil
+}
+
 func (a *accounting) problemf(format string, args ...any) {
 	a.problems = append(a.problems, fmt.Sprintf(format, args...))
 }
@@ -374,7 +421,7 @@ func acceptable(cs []*sentChange, prov int) (allowed, late []allowedState) {
 		if c.provider != prov || c.action == "validate" {
 			continue
 		}
-		switch c.outcome() {
+		switch c.settled() {
 		case audit.OutcomeApplied:
 			anyApplied = true
 			landed = append(landed, k)
@@ -387,7 +434,7 @@ func acceptable(cs []*sentChange, prov int) (allowed, late []allowedState) {
 	}
 	lastAfter := func(k int, latest time.Time) bool {
 		for _, j := range landed {
-			if j != k && cs[j].outcome() == audit.OutcomeApplied && !latest.After(cs[j].start) {
+			if j != k && cs[j].settled() == audit.OutcomeApplied && !latest.After(cs[j].start) {
 				return false
 			}
 		}
@@ -406,7 +453,7 @@ func acceptable(cs []*sentChange, prov int) (allowed, late []allowedState) {
 		switch {
 		case lastAfter(k, x.end):
 			allowed = add(allowed, s)
-		case x.outcome() == audit.OutcomeUnknown && x.lateBy > 0 && lastAfter(k, x.end.Add(x.lateBy)):
+		case x.settled() == audit.OutcomeUnknown && x.lateBy > 0 && lastAfter(k, x.end.Add(x.lateBy)):
 			late = add(late, s)
 		}
 	}

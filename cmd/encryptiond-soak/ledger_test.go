@@ -163,6 +163,36 @@ func TestAccountLateLanding(t *testing.T) {
 	}
 }
 
+// TestAccountLateRecords checks late audit records: one settles the
+// latest change of its project reported unknown (here: failed, so Atlas
+// must not show it), and one that matches no such change is a problem.
+func TestAccountLateRecords(t *testing.T) {
+	t.Parallel()
+	changes, records := scenario([]step{
+		{prov: aws, action: "enable", value: "a", outcome: audit.OutcomeApplied},
+		{prov: aws, action: "update", value: "b", outcome: audit.OutcomeUnknown},
+	})
+	late := auditRecord{Time: changes[1].end.Add(time.Second), Audit: true, Late: true, GroupID: testGroup,
+		Provider: providerNames[aws], Action: "update", Outcome: audit.OutcomeFailed}
+	records = append(records, late)
+	if a := account(changes, records, finalOf(on("a"))); !a.ok() || a.settled[audit.OutcomeFailed] != 1 {
+		t.Errorf("account() with a late record settling failed, Atlas showing the change before = problems %q, settled %v; want none, 1 failed", a.problems, a.settled)
+	}
+	changes, _ = scenario([]step{
+		{prov: aws, action: "enable", value: "a", outcome: audit.OutcomeApplied},
+		{prov: aws, action: "update", value: "b", outcome: audit.OutcomeUnknown},
+	})
+	if a := account(changes, records, finalOf(on("b"))); a.ok() {
+		t.Errorf("account() with a late record saying failed, Atlas showing the change = no problem, want one")
+	}
+	changes, records = scenario([]step{{prov: aws, action: "enable", value: "a", outcome: audit.OutcomeApplied}})
+	late.Action = "enable"
+	records = append(records, late)
+	if a := account(changes, records, finalOf(on("a"))); len(a.problems) != 1 || !strings.Contains(a.problems[0], "matches no change reported unknown") {
+		t.Errorf("account() with a late record after an applied change = problems %q, want one saying it matches no change", a.problems)
+	}
+}
+
 // TestAccountRecords checks the pairing of changes with audit records.
 func TestAccountRecords(t *testing.T) {
 	t.Parallel()

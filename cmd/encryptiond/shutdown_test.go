@@ -26,7 +26,8 @@ import (
 // flight on each listener, against an emulator slower than the call: both
 // listeners stop taking new connections at once, and the calls in flight
 // either finish or, past -shutdown-timeout, are answered that their outcome
-// is unknown.
+// is unknown; then their PATCHes run on to Atlas's answers, which the
+// process waits for and audits (late records) before it exits.
 func TestShutdown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the real binary; skipped with -short")
@@ -40,9 +41,10 @@ func TestShutdown(t *testing.T) {
 		wantGRPC codes.Code    // the in-flight gRPC change
 		wantREST int           // the in-flight REST change
 		outcome  string        // both audit records
+		late     string        // both late audit records; "" for none
 	}{
 		{name: "in-flight calls finish", timeout: "10s", latency: 2 * time.Second, wantGRPC: codes.OK, wantREST: http.StatusOK, outcome: "applied"},
-		{name: "in-flight calls cut at the timeout", timeout: "1s", latency: 4 * time.Second, wantGRPC: codes.Unavailable, wantREST: http.StatusServiceUnavailable, outcome: "unknown"},
+		{name: "in-flight calls cut at the timeout", timeout: "1s", latency: 4 * time.Second, wantGRPC: codes.Unavailable, wantREST: http.StatusServiceUnavailable, outcome: "unknown", late: "applied"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,12 +145,26 @@ func TestShutdown(t *testing.T) {
 			if took := time.Since(sigterm); took > 10*time.Second {
 				t.Errorf("the daemon took %v to stop", took)
 			}
-			var outcomes []string
+			var outcomes, late []string
 			for _, r := range auditRecords(t, p.stderr.String()) {
-				outcomes = append(outcomes, r["outcome"].(string))
+				if r["late"] == true {
+					late = append(late, r["outcome"].(string))
+				} else {
+					outcomes = append(outcomes, r["outcome"].(string))
+				}
 			}
 			if len(outcomes) != 2 || outcomes[0] != tt.outcome || outcomes[1] != tt.outcome {
 				t.Errorf("audit outcomes = %v, want two %q", outcomes, tt.outcome)
+			}
+			if want := map[bool]int{true: 2}[tt.late != ""]; len(late) != want || want > 0 && (late[0] != tt.late || late[1] != tt.late) {
+				t.Errorf("late audit outcomes = %v, want %d %q", late, want, tt.late)
+			}
+			// Whatever the callers heard, both changes reached Atlas before
+			// the process exited: none was cut off mid-flight.
+			for _, g := range []string{faultGroup, "6b5a4f3e2d1c0b9a8f7e6d5c"} {
+				if aws := emu.State(g).AWSKMS; aws == nil || aws.Enabled == nil || !*aws.Enabled {
+					t.Errorf("Atlas's state of %s after the daemon exited: AWS KMS not enabled", g)
+				}
 			}
 			if strings.Contains(p.stderr.String(), faultAWSSecret) {
 				t.Errorf("the daemon's log shows the secret")

@@ -7,12 +7,17 @@
 // (status code and outcome); it never holds a field's value, so it never
 // holds a secret.
 //
+// A change whose caller was answered OUTCOME_UNKNOWN before Atlas answered
+// (the caller left, or shutdown cut the call) gets a second record when
+// Atlas's answer comes: "late": true, with the outcome it had.
+//
 // Install UnaryServerInterceptor outside authorization, so that refusals are
 // audited too, and inside identity, so that the caller is known.
 package audit
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -20,6 +25,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/encryptiond/encryptiond/atlas"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 	"github.com/encryptiond/encryptiond/server"
 	"github.com/encryptiond/encryptiond/server/caller"
@@ -73,19 +79,23 @@ var mutations = map[string]func(req, resp any) server.Mutation{
 // code, outcome, attempts (how many times the change was sent to Atlas: 0
 // when it was not, more than 1 when it was sent again while its role
 // propagated), and endpoint_id for a private endpoint; the record's time is
-// the time of the answer.
+// the time of the answer. A change answered before Atlas answered it gets a
+// second record then (WriteLate).
 func UnaryServerInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		describe, ok := mutations[info.FullMethod]
 		if !ok {
 			return handler(ctx, req)
 		}
-		rec := &server.Record{}
 		start := time.Now()
+		identity := caller.FromContext(ctx)
+		rec := &server.Record{Late: func(err error) {
+			WriteLate(context.WithoutCancel(ctx), logger, identity, describe(req, nil), err, time.Since(start))
+		}}
 		resp, err := handler(server.NewRecordContext(ctx, rec), req)
 		m := describe(req, resp)
 		m.Attempts = rec.Attempts
-		Write(ctx, logger, caller.FromContext(ctx), m, err, time.Since(start))
+		Write(ctx, logger, identity, m, err, time.Since(start))
 		return resp, err
 	}
 }
@@ -116,6 +126,45 @@ func Write(ctx context.Context, logger *slog.Logger, identity string, m server.M
 		attrs = append(attrs, slog.String("endpoint_id", m.EndpointID))
 	}
 	logger.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
+}
+
+// WriteLate writes the second record of mutation m, whose caller was
+// answered OUTCOME_UNKNOWN before Atlas answered the change: the record
+// has "late": true and the outcome Atlas's answer err gives it (applied
+// for nil), took counts from the call's start, and it has no code (the
+// caller's answer had one).
+func WriteLate(ctx context.Context, logger *slog.Logger, identity string, m server.Mutation, err error, took time.Duration) {
+	fields := m.Fields
+	if fields == nil {
+		fields = []string{}
+	}
+	logger.LogAttrs(ctx, slog.LevelInfo, "audit",
+		slog.Bool("audit", true),
+		slog.Bool("late", true),
+		slog.String("caller", identity),
+		slog.String("group_id", m.GroupID),
+		slog.String("provider", m.Provider),
+		slog.String("action", m.Action),
+		slog.Any("fields", fields),
+		slog.String("outcome", LateOutcome(err)),
+		slog.Duration("duration", took),
+	)
+}
+
+// LateOutcome classifies Atlas's answer err to a change whose caller had
+// already gone: applied, failed (Atlas refused it: nothing changed) or
+// unknown (no answer, still).
+func LateOutcome(err error) string {
+	var ae *atlas.Error
+	switch {
+	case err == nil, errors.Is(err, atlas.ErrUpdateAppliedUnreadable):
+		return OutcomeApplied
+	case errors.Is(err, atlas.ErrOutcomeUnknown):
+		return OutcomeUnknown
+	case errors.As(err, &ae) && ae.HTTPStatus < 500:
+		return OutcomeFailed
+	}
+	return OutcomeUnknown
 }
 
 // Outcome classifies how mutation m ended with err.

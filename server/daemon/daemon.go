@@ -68,6 +68,7 @@ type Daemon struct {
 	baseURL string
 	creds   Credentials
 	client  *atlas.Client
+	svc     *server.Server
 
 	tls       *serverTLS // nil: plaintext
 	mutualTLS bool
@@ -116,7 +117,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 	if err != nil {
 		return d, err
 	}
-	svc := server.New(d.client,
+	d.svc = server.New(d.client,
 		server.WithValidObserver(metrics.ObserveValid),
 		server.WithRetryObserver(metrics.ObserveRoleRetry),
 		server.WithRolePropagationTimeout(cfg.AtlasRolePropagationTimeout))
@@ -151,7 +152,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 	opts := grpcServerOptions(logger, metrics, public, authorize, d.mutualTLS, d.stop)
 	d.public, d.internal = grpc.NewServer(opts...), grpc.NewServer(opts...)
 	for _, s := range []*grpc.Server{d.public, d.internal} {
-		if err := registerServices(s, svc, d.health); err != nil {
+		if err := registerServices(s, d.svc, d.health); err != nil {
 			return d, err
 		}
 		metrics.InitializeMetrics(s)

@@ -28,10 +28,19 @@ import (
 //     service answers them UNAVAILABLE, saying that a change may or may not
 //     have been applied (REST: 503 in the route's error shape). They get
 //     cutGrace to write that answer before the servers close what is left.
+//  4. PATCHes already sent to Atlas whose callers were answered (cut, or
+//     gone on their own) run on to Atlas's answer: the process waits up
+//     to atlasGrace for them (server.Server.WaitForAtlas), so that it
+//     does not drop a change in flight that Atlas may still apply, and
+//     says so when some are still unanswered at exit.
 
 // cutGrace is how long calls cut at the end of the shutdown timeout get to
 // answer before their connections are closed.
 const cutGrace = 2 * time.Second
+
+// atlasGrace is how long the process waits, once no call runs, for the
+// answers to PATCHes it has already answered OUTCOME_UNKNOWN.
+const atlasGrace = 10 * time.Second
 
 // stopper ends the contexts of the calls in flight when the shutdown
 // timeout passes. Its interceptors give every call a context that cut
@@ -123,6 +132,12 @@ func (d *Daemon) shutdown() {
 			<-publicDone
 			<-restDone
 		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), atlasGrace)
+	defer cancel()
+	if n := d.svc.WaitForAtlas(ctx); n > 0 {
+		d.log.Warn("stopping with changes sent to Atlas still unanswered: Atlas may still apply them; read their projects before changing them again",
+			slog.Int("changes", n), slog.Duration("waited", atlasGrace))
 	}
 	d.log.Info("stopped")
 }
