@@ -350,9 +350,7 @@ func endpointToProto(ep *atlas.PrivateEndpoint, p *provider) *encryptionv1.Priva
 // KMS). Its error is Atlas's, for fromAtlas.
 //
 // The Azure rule that the key vault cannot move while endpoints lead to it
-// uses it (fixedWhileEndpoints). An explanation of why Atlas refuses to
-// disable a provider can too, to name the provider's endpoints as subjects
-// privateEndpoints/<id>.
+// uses it (fixedWhileEndpoints).
 func (s *Server) privateEndpointsOf(ctx context.Context, groupID string, p *provider) ([]atlas.PrivateEndpoint, error) {
 	if !p.hasEndpoints() {
 		return nil, nil
