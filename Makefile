@@ -124,11 +124,12 @@ check-alerts: ## Check deploy/prometheus/alerts.yaml with promtool and run its t
 .PHONY: protodeps
 protodeps: ## Copy the imported third-party .proto files from Go modules into .build/.
 	@rm -rf $(PROTODEPS)
-	@mkdir -p $(PROTODEPS)/google/api
+	@mkdir -p $(PROTODEPS)/google/api $(PROTODEPS)/google/rpc
 	@gw1=$$($(GO) mod download -json $(GATEWAY_V1) | grep '"Dir"' | cut -d'"' -f4) && \
 	  test -n "$$gw1" && \
 	  cp $$gw1/third_party/googleapis/google/api/annotations.proto \
-	     $$gw1/third_party/googleapis/google/api/http.proto $(PROTODEPS)/google/api/
+	     $$gw1/third_party/googleapis/google/api/http.proto $(PROTODEPS)/google/api/ && \
+	  cp $$gw1/third_party/googleapis/google/rpc/status.proto $(PROTODEPS)/google/rpc/
 	@chmod -R u+w $(PROTODEPS)
 
 .PHONY: generate

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +29,33 @@ type Client struct {
 	timeout   time.Duration    // the HTTP client's Timeout, 0 for none
 	digest    *digestTransport // nil unless WithDigest or WithDigestSource
 	bearer    *bearerTransport // nil unless WithServiceAccount or WithServiceAccountSource
+	// notBefore is the end, in Unix nanoseconds, of the latest Retry-After
+	// Atlas sent with a 429 (NotBefore).
+	notBefore atomic.Int64
+}
+
+// NotBefore returns the time until which Atlas last asked this client to
+// wait: the end of the latest Retry-After of a 429 answer, to any call. It
+// is in the past, or zero, when Atlas has not asked. The call that got the
+// 429 waits for it before its retry (RetryPolicy); other calls do not.
+// Callers that poll Atlas on their own schedule should, so that one 429
+// holds back every poll of the host, not only the one that was told.
+func (c *Client) NotBefore() time.Time {
+	if n := c.notBefore.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// holdUntil moves NotBefore to t, unless it is later already.
+func (c *Client) holdUntil(t time.Time) {
+	n := t.UnixNano()
+	for {
+		cur := c.notBefore.Load()
+		if cur >= n || c.notBefore.CompareAndSwap(cur, n) {
+			return
+		}
+	}
 }
 
 // ClientStats counts authentication work a Client has done.
@@ -243,6 +271,9 @@ func (c *Client) attempt(ctx context.Context, cl *call, target string, n int) ou
 		b, _ := io.ReadAll(io.LimitReader(res.Body, maxErrorBody))
 		e := newError(cl.method, res, b, cl.secrets)
 		e.Resource = cl.resource
+		if res.StatusCode == http.StatusTooManyRequests && e.RetryAfter > 0 {
+			c.holdUntil(time.Now().Add(e.RetryAfter))
+		}
 		return outcome{err: e, retry: retryableStatus(cl.method, res.StatusCode), wait: e.RetryAfter}
 	}
 	if cl.out == nil || res.StatusCode == http.StatusNoContent {

@@ -530,3 +530,32 @@ func TestUnencryptedHTTP2(t *testing.T) {
 		t.Errorf("connections = %d, want 1", got)
 	}
 }
+
+// TestNotBefore checks that a 429's Retry-After becomes the client's
+// NotBefore, and that a shorter one later does not move it back.
+func TestNotBefore(t *testing.T) {
+	t.Parallel()
+	emu, srv := atlastest.NewServer(t, atlastest.EmulatorConfig{PublicKey: "p", PrivateKey: "k", AutoCreateGroups: true})
+	c, err := atlas.NewClient(atlas.WithBaseURL(srv.URL), atlas.WithDigest("p", "k"), atlas.WithRetryPolicy(atlas.RetryPolicy{MaxAttempts: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.NotBefore(); !got.IsZero() {
+		t.Fatalf("NotBefore() of a new client = %v, want zero", got)
+	}
+	const group = "5f1a2b3c4d5e6f7a8b9c0d1e"
+	emu.InjectFault(atlastest.Fault{Method: http.MethodGet, Status: http.StatusTooManyRequests, RetryAfter: 30 * time.Second})
+	before := time.Now()
+	if _, err := c.GetEncryptionAtRest(t.Context(), group); err == nil {
+		t.Fatal("GET with an injected 429 succeeded")
+	}
+	first := c.NotBefore()
+	if first.Before(before.Add(29*time.Second)) || first.After(time.Now().Add(31*time.Second)) {
+		t.Errorf("NotBefore() after a 429 with Retry-After: 30 = %v, want about 30 s after %v", first, before)
+	}
+	emu.InjectFault(atlastest.Fault{Method: http.MethodGet, Status: http.StatusTooManyRequests, RetryAfter: time.Second})
+	_, _ = c.GetEncryptionAtRest(t.Context(), group)
+	if got := c.NotBefore(); !got.Equal(first) {
+		t.Errorf("NotBefore() after a shorter Retry-After = %v, want %v kept", got, first)
+	}
+}

@@ -186,7 +186,9 @@ func TestOpenAPIDescribesBothPathsInAtlasSpelling(t *testing.T) {
 }
 
 // TestProtoImportsOnlyWhatClientsNeed checks that the API imports
-// google/api/annotations.proto and nothing else. Every client that generates
+// google/api/annotations.proto and google/rpc/status.proto (a project's
+// error in ListEncryptionAtRest), both part of every gRPC toolkit, and
+// nothing else. Every client that generates
 // code from the .proto or loads it through server reflection must load its
 // imports, and some clients cannot load protoc-gen-openapiv2's options
 // (grpc-js-reflection-client); the OpenAPI metadata belongs in
@@ -210,7 +212,7 @@ func TestProtoImportsOnlyWhatClientsNeed(t *testing.T) {
 		{name: "source descriptor served by reflection", imports: source.GetDependency()},
 	}
 	for _, tt := range tests {
-		if diff := cmp.Diff([]string{"google/api/annotations.proto"}, tt.imports); diff != "" {
+		if diff := cmp.Diff([]string{"google/api/annotations.proto", "google/rpc/status.proto"}, tt.imports); diff != "" {
 			t.Errorf("imports of the %s (-want +got):\n%s", tt.name, diff)
 		}
 	}

@@ -96,3 +96,8 @@ func (f *fakeAtlas) calls() (gets int, patches []string) {
 	defer f.mu.Unlock()
 	return f.gets, append([]string(nil), f.patches...)
 }
+
+// ListGroups lists no projects: tests of the fleet use the emulator.
+func (f *fakeAtlas) ListGroups(ctx context.Context, pageNum, itemsPerPage int) (*atlas.Page[atlas.Group], error) {
+	return &atlas.Page[atlas.Group]{}, nil
+}

@@ -192,6 +192,8 @@ func (s *Server) CreatePrivateEndpoint(ctx context.Context, req *encryptionv1.Cr
 		return nil, lockError(ctx, groupID, err)
 	}
 	defer unlock()
+	// The project's watchers read it again once the change is made.
+	defer s.configs.Refresh(groupID)
 	ep, err := s.atlas.CreatePrivateEndpoint(ctx, groupID, p.cloud.String(), region)
 	if errors.Is(err, atlas.ErrUpdateAppliedUnreadable) && ctx.Err() == nil {
 		return nil, failure.New(codes.Unavailable,
@@ -219,6 +221,8 @@ func (s *Server) DeletePrivateEndpoint(ctx context.Context, req *encryptionv1.De
 		return nil, lockError(ctx, groupID, err)
 	}
 	defer unlock()
+	// The project's watchers read it again once the change is made.
+	defer s.configs.Refresh(groupID)
 	if err := s.atlas.DeletePrivateEndpoint(ctx, groupID, p.cloud.String(), id); err != nil {
 		return nil, fromAtlas(ctx, err, groupID, p, nil)
 	}
@@ -278,6 +282,11 @@ func (s *Server) WatchPrivateEndpoint(req *encryptionv1.WatchPrivateEndpointRequ
 // the watch's schedule; any other ends the watch.
 func (s *Server) pollEndpoint(ctx context.Context, key endpointKey) (*encryptionv1.PrivateEndpoint, error) {
 	ep, err := s.atlas.GetPrivateEndpoint(ctx, key.groupID, key.provider.cloud.String(), key.endpointID)
+	if gone(err) {
+		s.observePoll(PollPrivateEndpoint, nil)
+	} else {
+		s.observePoll(PollPrivateEndpoint, err)
+	}
 	switch {
 	case err == nil:
 		return endpointToProto(ep, key.provider), nil

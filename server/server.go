@@ -13,11 +13,13 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
 	"sync/atomic"
 	"time"
 
 	"github.com/encryptiond/encryptiond/atlas"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/server/paging"
 	"github.com/encryptiond/encryptiond/server/watch"
 )
 
@@ -27,6 +29,7 @@ type Atlas interface {
 	GetEncryptionAtRest(ctx context.Context, groupID string) (*atlas.EncryptionAtRest, error)
 	UpdateEncryptionAtRest(ctx context.Context, groupID string, update *atlas.EncryptionAtRest) (*atlas.EncryptionAtRest, error)
 	ListClusters(ctx context.Context, groupID string) ([]atlas.Cluster, error)
+	ListGroups(ctx context.Context, pageNum, itemsPerPage int) (*atlas.Page[atlas.Group], error)
 	ListPrivateEndpoints(ctx context.Context, groupID, cloudProvider string, opts atlas.ListOptions) (*atlas.PrivateEndpointPage, error)
 	GetPrivateEndpoint(ctx context.Context, groupID, cloudProvider, endpointID string) (*atlas.PrivateEndpoint, error)
 	CreatePrivateEndpoint(ctx context.Context, groupID, cloudProvider, regionName string) (*atlas.PrivateEndpoint, error)
@@ -42,8 +45,12 @@ type Server struct {
 	groups  groups        // serializes changes of one project
 	changes atomic.Uint64 // finished changes; see GetEncryptionAtRest
 	sending inflight      // PATCHes in flight; see patch
+	// configs are the watches of projects' configurations (fleet.go).
+	configs *configWatches
 	// endpoints are the watches of private endpoints.
 	endpoints *endpointWatches
+	// tokens signs ListEncryptionAtRest's page tokens.
+	tokens *paging.Signer
 }
 
 var _ encryptionv1.EncryptionServiceServer = (*Server)(nil)
@@ -56,6 +63,11 @@ type options struct {
 	observeRetry           func(provider string)
 	rolePropagationTimeout time.Duration
 	watchClock             watch.Clock
+	watchInterval          time.Duration
+	watchFailures          int
+	concurrency            int
+	observePoll            func(what string, err error)
+	tokenKey               []byte
 }
 
 // WithValidObserver calls fn with every provider's `enabled` and `valid`
@@ -87,12 +99,70 @@ func WithWatchClock(c watch.Clock) Option {
 	return func(o *options) { o.watchClock = c }
 }
 
+// WithWatchInterval sets how often a watched project is polled while its
+// polls succeed (WatchEncryptionAtRest, Watch). Default:
+// DefaultWatchInterval; a d of 0 or less keeps it.
+func WithWatchInterval(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.watchInterval = d
+		}
+	}
+}
+
+// WithWatchFailures sets how many polls of a watched project may fail in a
+// row before its watchers get the error. Default: DefaultWatchFailures; an
+// n of 0 or less keeps it.
+func WithWatchFailures(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.watchFailures = n
+		}
+	}
+}
+
+// WithConcurrency sets how many projects ListEncryptionAtRest reads at
+// once. Default: DefaultConcurrency; an n of 0 or less keeps it.
+func WithConcurrency(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.concurrency = n
+		}
+	}
+}
+
+// WithPollObserver calls fn after each poll of a watch, with what it read
+// (PollEncryptionAtRest or PollPrivateEndpoint) and its error, nil on
+// success, so that a metric can count them. Default: none.
+func WithPollObserver(fn func(what string, err error)) Option {
+	return func(o *options) { o.observePoll = fn }
+}
+
+// WithPageTokenKey sets the key that signs ListEncryptionAtRest's page
+// tokens: replicas that share it accept each other's tokens. Default: a
+// random key of the process, whose tokens no other process accepts.
+func WithPageTokenKey(key []byte) Option {
+	return func(o *options) { o.tokenKey = append([]byte(nil), key...) }
+}
+
 // New returns a Server that calls Atlas through client.
 func New(client Atlas, opts ...Option) *Server {
-	s := &Server{atlas: client, opts: options{rolePropagationTimeout: DefaultRolePropagationTimeout}}
+	s := &Server{atlas: client, opts: options{
+		rolePropagationTimeout: DefaultRolePropagationTimeout,
+		watchInterval:          DefaultWatchInterval,
+		watchFailures:          DefaultWatchFailures,
+		concurrency:            DefaultConcurrency,
+	}}
 	for _, opt := range opts {
 		opt(&s.opts)
 	}
+	key := s.opts.tokenKey
+	if len(key) == 0 {
+		key = make([]byte, 32)
+		_, _ = rand.Read(key) // crypto/rand.Read never fails
+	}
+	s.tokens, _ = paging.NewSigner(key) // key is not empty
+	s.configs = s.newConfigWatches()
 	s.endpoints = s.newEndpointWatches()
 	return s
 }

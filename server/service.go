@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 
 	"github.com/encryptiond/encryptiond/atlas"
@@ -24,14 +23,10 @@ func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetE
 		return nil, err
 	}
 	groupID := req.GetGroupId()
-	key := groupID + "/" + strconv.FormatUint(s.changes.Load(), 10)
-	current, err := s.gets.do(ctx, key, func(ctx context.Context) (*atlas.EncryptionAtRest, error) {
-		return s.atlas.GetEncryptionAtRest(ctx, groupID)
-	})
+	current, err := s.read(ctx, groupID)
 	if err != nil {
 		return nil, fromAtlas(ctx, err, groupID, nil, nil)
 	}
-	s.observe(groupID, current)
 	return toProto(current), nil
 }
 
@@ -107,6 +102,10 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 		}
 	}
 	if err != nil {
+		if attempts > 0 {
+			// The change may have landed: the watchers learn from Atlas.
+			s.configs.Refresh(r.groupID)
+		}
 		if pe, ok := errors.AsType[*propagationError](err); ok {
 			return nil, pe.status(r.groupID, r.provider, r.secrets())
 		}
@@ -116,7 +115,9 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 		return nil, fromAtlas(ctx, err, r.groupID, r.provider, r.secrets())
 	}
 	s.observe(r.groupID, result)
-	return toProto(result), nil
+	out := toProto(result)
+	s.configs.Push(r.groupID, out)
+	return out, nil
 }
 
 // DescribeUpdate names what an update request asks for, for the audit log:

@@ -475,7 +475,7 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rt *route, r
 		}
 	}
 	e.calls[r.Method+" "+rt.name]++
-	f := e.takeFaultLocked(r.Method, rt.name)
+	f := e.takeFaultLocked(r.Method, rt.name, req.params["groupId"])
 	e.mu.Unlock()
 
 	if f != nil && f.preempts() {
@@ -736,11 +736,12 @@ func randomToken(n int) string {
 }
 
 // takeFaultLocked returns the fault that answers the next request with
-// method to resource, consuming one use of it, or nil. The fault rate
-// applies to encryptionAtRest only.
-func (e *Emulator) takeFaultLocked(method, resource string) *Fault {
+// method to resource of project groupID ("" for none), consuming one use of
+// it, or nil. The fault rate applies to encryptionAtRest only.
+func (e *Emulator) takeFaultLocked(method, resource, groupID string) *Fault {
 	for i, p := range e.faults {
-		if p.f.Method != "" && !strings.EqualFold(p.f.Method, method) || p.f.resource() != resource {
+		if p.f.Method != "" && !strings.EqualFold(p.f.Method, method) || p.f.resource() != resource ||
+			p.f.GroupID != "" && p.f.GroupID != groupID {
 			continue
 		}
 		p.left--

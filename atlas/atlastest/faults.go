@@ -48,6 +48,9 @@ type Fault struct {
 	// Resource is the resource whose requests the fault answers, as
 	// Emulator.Calls names them ("clusters"); "" is encryptionAtRest.
 	Resource string `json:"resource,omitempty"`
+	// GroupID limits the fault to requests of this project; "" matches
+	// any (and requests that name none, such as the projects list).
+	GroupID string `json:"groupId,omitempty"`
 	// Times is how many requests the fault affects; 0 means 1.
 	Times int `json:"times,omitempty"`
 }

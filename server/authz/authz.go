@@ -29,12 +29,17 @@
 //  3. With Authenticate, the policy decides (Policy.Allows; a nil policy
 //     lets every caller read and nobody change); a refusal is
 //     PERMISSION_DENIED naming the caller, the action and the project.
-//     GetEncryptionAtRest, ListPrivateEndpoints, GetPrivateEndpoint and
-//     WatchPrivateEndpoint are Reads; UpdateEncryptionAtRest,
-//     CreatePrivateEndpoint and DeletePrivateEndpoint Writes, validate-only
-//     or not.
+//     GetEncryptionAtRest, WatchEncryptionAtRest, ListPrivateEndpoints,
+//     GetPrivateEndpoint and WatchPrivateEndpoint are Reads;
+//     UpdateEncryptionAtRest, CreatePrivateEndpoint and
+//     DeletePrivateEndpoint Writes, validate-only or not.
+//     ListEncryptionAtRest reads every project: it is never refused here;
+//     the policy decides for each project instead, through the filter put
+//     in the call's context (server.NewReadableContext), so that the list
+//     holds exactly the projects the caller could Get.
 //
-// Streaming calls (WatchPrivateEndpoint) get the same decisions from the
+// Streaming calls (WatchEncryptionAtRest, WatchPrivateEndpoint) get the
+// same decisions from the
 // stream interceptor (InterceptStream), made when the handler
 // receives the request (it names the project): a refusal ends the stream
 // with its status before anything is sent.
@@ -79,6 +84,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/server"
 	"github.com/encryptiond/encryptiond/server/caller"
 	"github.com/encryptiond/encryptiond/server/failure"
 )
@@ -97,6 +103,16 @@ var actions = map[string]Action{
 	encryptionv1.EncryptionService_CreatePrivateEndpoint_FullMethodName:  Write,
 	encryptionv1.EncryptionService_DeletePrivateEndpoint_FullMethodName:  Write,
 	encryptionv1.EncryptionService_WatchPrivateEndpoint_FullMethodName:   Read,
+	encryptionv1.EncryptionService_WatchEncryptionAtRest_FullMethodName:  Read,
+	encryptionv1.EncryptionService_ListEncryptionAtRest_FullMethodName:   Read,
+}
+
+// perProject are the methods that read many projects in one call: the
+// policy decides for each project the call would read, not for the call,
+// through the filter decide puts in the call's context
+// (server.NewReadableContext).
+var perProject = map[string]bool{
+	encryptionv1.EncryptionService_ListEncryptionAtRest_FullMethodName: true,
 }
 
 // Config configures the interceptor.
@@ -245,7 +261,8 @@ func (i *Interceptor) Intercept(ctx context.Context, req any, info *grpc.UnarySe
 	if !strings.HasPrefix(info.FullMethod, servicePrefix) {
 		return handler(ctx, req)
 	}
-	if err := i.decide(ctx, info.FullMethod, req); err != nil {
+	ctx, err := i.decide(ctx, info.FullMethod, req)
+	if err != nil {
 		return nil, err
 	}
 	return handler(ctx, req)
@@ -277,12 +294,13 @@ func (s *authorizedStream) RecvMsg(m any) error {
 		return nil
 	}
 	s.decided = true
-	return s.i.decide(s.Context(), s.method, m)
+	_, err := s.i.decide(s.Context(), s.method, m)
+	return err
 }
 
-// decide returns nil if the call of method with req may go ahead, or the
-// status refusing it.
-func (i *Interceptor) decide(ctx context.Context, method string, req any) error {
+// decide returns the context in which the call of method with req may go
+// ahead, or the status refusing it.
+func (i *Interceptor) decide(ctx context.Context, method string, req any) (context.Context, error) {
 	id := caller.FromContext(ctx)
 	var groupID string
 	if r, ok := req.(interface{ GetGroupId() string }); ok {
@@ -293,27 +311,34 @@ func (i *Interceptor) decide(ctx context.Context, method string, req any) error 
 	case !known:
 		// checkService rules this out for the generated service; refuse
 		// rather than guess if a method is served by other means.
-		return refusal(codes.PermissionDenied, failure.ReasonPermissionDenied, http.StatusForbidden, groupID,
+		return nil, refusal(codes.PermissionDenied, failure.ReasonPermissionDenied, http.StatusForbidden, groupID,
 			fmt.Sprintf("method %s is not covered by the authorization policy", printable(method)))
 	case i.authenticate && id == caller.Anonymous:
-		return refusal(codes.Unauthenticated, failure.ReasonUnauthenticated, http.StatusUnauthorized, groupID,
+		return nil, refusal(codes.Unauthenticated, failure.ReasonUnauthenticated, http.StatusUnauthorized, groupID,
 			"a client certificate signed by the configured client CA is required")
 	}
 	if i.buckets != nil {
 		key, who := rateKey(ctx, id)
 		if wait := i.buckets.take(key, i.now()); wait > 0 {
 			wait = (wait + time.Millisecond - 1).Truncate(time.Millisecond) // whole ms, never early
-			return failure.New(codes.ResourceExhausted,
+			return nil, failure.New(codes.ResourceExhausted,
 				fmt.Sprintf("%s made too many requests: retry in %v", who, wait),
 				serviceInfo(failure.ReasonRateLimited, http.StatusTooManyRequests, groupID),
 				failure.RetryInfo(wait))
 		}
 	}
+	if perProject[method] {
+		if !i.authenticate {
+			return ctx, nil // every caller may read every project
+		}
+		policy := i.policy.Load() // the policy in force when the call came
+		return server.NewReadableContext(ctx, func(groupID string) bool { return policy.Allows(id, groupID, action) }), nil
+	}
 	if i.authenticate && !i.policy.Load().Allows(id, groupID, action) {
-		return refusal(codes.PermissionDenied, failure.ReasonPermissionDenied, http.StatusForbidden, groupID,
+		return nil, refusal(codes.PermissionDenied, failure.ReasonPermissionDenied, http.StatusForbidden, groupID,
 			fmt.Sprintf("caller %s may not %s project %s", printable(id), action.verb(), printable(groupID)))
 	}
-	return nil
+	return ctx, nil
 }
 
 // rateKey is the key of the caller's bucket, and how to name the caller in

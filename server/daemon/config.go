@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -99,6 +100,19 @@ type Config struct {
 	// (-reload-interval; reload.go). 0 turns polling off; Reload still
 	// works.
 	ReloadInterval time.Duration
+	// WatchInterval is how often a watched project is polled
+	// (-watch-interval): by WatchEncryptionAtRest and the monitor.
+	WatchInterval time.Duration
+	// WatchFailures is how many polls of a watched project may fail in a
+	// row before its watchers get the error (-watch-failures).
+	WatchFailures int
+	// AtlasConcurrency is how many projects ListEncryptionAtRest reads at
+	// once (-atlas-concurrency).
+	AtlasConcurrency int
+	// Monitor selects the projects the daemon watches on its own
+	// (-monitor): none (off), every project the credentials can see (All),
+	// or the GroupIDs.
+	Monitor MonitorTargets
 	// Credentials authenticate to Atlas; from the environment only, each
 	// value directly or from the file its _FILE variable names.
 	Credentials Credentials
@@ -112,6 +126,50 @@ type Config struct {
 	// changed or not. Not a flag: cmd/encryptiond delivers SIGHUP here.
 	Reload <-chan os.Signal
 }
+
+// MinWatchInterval is the shortest -watch-interval: a shorter one would
+// poll Atlas more than its rate limits allow.
+const MinWatchInterval = 10 * time.Second
+
+// MonitorTargets are the projects of -monitor.
+type MonitorTargets struct {
+	All      bool     // -monitor all
+	GroupIDs []string // -monitor id,id,…
+}
+
+// On reports whether the monitor runs.
+func (t MonitorTargets) On() bool { return t.All || len(t.GroupIDs) > 0 }
+
+// String is the flag's value as given.
+func (t MonitorTargets) String() string {
+	if t.All {
+		return "all"
+	}
+	return strings.Join(t.GroupIDs, ",")
+}
+
+// parseMonitor reads -monitor: "all", or group ids separated by commas.
+func parseMonitor(s string) (MonitorTargets, error) {
+	if s == "all" {
+		return MonitorTargets{All: true}, nil
+	}
+	var t MonitorTargets
+	seen := map[string]bool{}
+	for _, id := range strings.Split(s, ",") {
+		id = strings.TrimSpace(id)
+		if !groupID.MatchString(id) {
+			return MonitorTargets{}, fmt.Errorf("want all, or Atlas project ids (24 lowercase hexadecimal characters) separated by commas; %q is not one", id)
+		}
+		if !seen[id] {
+			seen[id] = true
+			t.GroupIDs = append(t.GroupIDs, id)
+		}
+	}
+	return t, nil
+}
+
+// groupID matches an Atlas project id.
+var groupID = regexp.MustCompile(`^[0-9a-f]{24}$`)
 
 // Addrs are the addresses the daemon listens on.
 type Addrs struct {
@@ -177,6 +235,15 @@ func ParseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.RateBurst < 0 {
 		return Config{}, fmt.Errorf("-rate-burst %d: want 0 or more", cfg.RateBurst)
 	}
+	if cfg.WatchInterval < MinWatchInterval {
+		return Config{}, fmt.Errorf("-watch-interval %v: want %v or more (Atlas checks keys every 15 minutes; shorter polls only spend its rate limit)", cfg.WatchInterval, MinWatchInterval)
+	}
+	if cfg.WatchFailures < 1 {
+		return Config{}, fmt.Errorf("-watch-failures %d: want 1 or more", cfg.WatchFailures)
+	}
+	if cfg.AtlasConcurrency < 1 {
+		return Config{}, fmt.Errorf("-atlas-concurrency %d: want 1 or more", cfg.AtlasConcurrency)
+	}
 	if cfg.ReloadInterval < 0 {
 		return Config{}, fmt.Errorf("-reload-interval %v: want 0 (off) or a positive duration", cfg.ReloadInterval)
 	}
@@ -233,6 +300,17 @@ func newFlagSet(cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.AuthzPolicy, "authz-policy", "", "authorization policy `file` (YAML or JSON) mapping client certificate identities to the projects they may read and change; needs -tls-client-ca. Without it, under mutual TLS, every authenticated caller may read and nobody may change (default none)")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "average `calls` per second each caller may make; 0 is unlimited (default 0)")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "`calls` a caller may make at once; 0 is -rate-limit rounded up (default 0)")
+	fs.DurationVar(&cfg.WatchInterval, "watch-interval", server.DefaultWatchInterval, "how often a watched project (WatchEncryptionAtRest, -monitor) is polled; every watcher of a project shares its polls; at least "+MinWatchInterval.String())
+	fs.IntVar(&cfg.WatchFailures, "watch-failures", server.DefaultWatchFailures, "how many `polls` of a watched project may fail in a row (retried with backoff) before its watch streams end with the error")
+	fs.IntVar(&cfg.AtlasConcurrency, "atlas-concurrency", server.DefaultConcurrency, "how many `projects` ListEncryptionAtRest reads from Atlas at once")
+	fs.Func("monitor", "watch `projects` without a caller: all (every project the credentials can see, listed again every -watch-interval) or group ids separated by commas; keeps encryptiond_encryption_at_rest_valid current and logs WARN when an enabled provider's key turns invalid, INFO when it is valid again (default off)", func(s string) error {
+		t, err := parseMonitor(s)
+		if err != nil {
+			return err
+		}
+		cfg.Monitor = t
+		return nil
+	})
 	fs.DurationVar(&cfg.ReloadInterval, "reload-interval", DefaultReloadInterval, "how often the -tls-cert, -tls-key, -tls-client-ca and -authz-policy files are read to see whether they changed; a change is applied without a restart (new connections get the new certificate, established ones keep theirs), one that fails to load is logged and the previous configuration stays; 0 turns this off (SIGHUP still reloads)")
 	return fs
 }

@@ -37,6 +37,9 @@ func TestParseConfig(t *testing.T) {
 		AtlasRetryMaxElapsed:        10 * time.Second,
 		AtlasRolePropagationTimeout: 3 * time.Minute,
 		ReloadInterval:              DefaultReloadInterval,
+		WatchInterval:               time.Minute,
+		WatchFailures:               5,
+		AtlasConcurrency:            8,
 	}
 	with := func(f func(*Config)) Config {
 		c := defaults
@@ -63,6 +66,8 @@ func TestParseConfig(t *testing.T) {
 				"-tls-cert", "c.pem", "-tls-key", "k.pem", "-tls-client-ca", "ca.pem",
 				"-authz-policy", "policy.yaml", "-rate-limit", "2.5", "-rate-burst", "5",
 				"-atlas-retry-max-elapsed", "1500ms", "-atlas-h2c", "-reload-interval", "1m",
+				"-watch-interval", "30s", "-watch-failures", "3", "-atlas-concurrency", "16",
+				"-monitor", "5e6f7a8b9c0d1e2f3a4b5c6d, 6f7a8b9c0d1e2f3a4b5c6d7e,5e6f7a8b9c0d1e2f3a4b5c6d",
 			},
 			env: digestEnv,
 			want: with(func(c *Config) {
@@ -73,7 +78,15 @@ func TestParseConfig(t *testing.T) {
 				c.AtlasRetryMaxElapsed = 1500 * time.Millisecond
 				c.AtlasH2C = true
 				c.ReloadInterval = time.Minute
+				c.WatchInterval, c.WatchFailures, c.AtlasConcurrency = 30*time.Second, 3, 16
+				c.Monitor = MonitorTargets{GroupIDs: []string{"5e6f7a8b9c0d1e2f3a4b5c6d", "6f7a8b9c0d1e2f3a4b5c6d7e"}}
 			}),
+		},
+		{
+			name: "monitor every project",
+			args: []string{"-monitor", "all"},
+			env:  digestEnv,
+			want: with(func(c *Config) { c.Monitor = MonitorTargets{All: true} }),
 		},
 		{
 			name: "base URL from the environment",
@@ -149,6 +162,11 @@ func TestParseConfigErrors(t *testing.T) {
 		{name: "negative rate limit", args: []string{"-rate-limit", "-1"}, env: digestEnv, want: []string{"-rate-limit"}},
 		{name: "negative burst", args: []string{"-rate-burst", "-1"}, env: digestEnv, want: []string{"-rate-burst"}},
 		{name: "negative reload interval", args: []string{"-reload-interval", "-1s"}, env: digestEnv, want: []string{"-reload-interval"}},
+		{name: "watch interval too short", args: []string{"-watch-interval", "5s"}, env: digestEnv, want: []string{"-watch-interval", "10s or more"}},
+		{name: "no watch failures", args: []string{"-watch-failures", "0"}, env: digestEnv, want: []string{"-watch-failures"}},
+		{name: "no concurrency", args: []string{"-atlas-concurrency", "0"}, env: digestEnv, want: []string{"-atlas-concurrency"}},
+		{name: "monitor of a malformed id", args: []string{"-monitor", "5e6f7a8b9c0d1e2f3a4b5c6d,Orders"}, env: digestEnv, want: []string{"-monitor", `"Orders" is not one`}},
+		{name: "empty monitor", args: []string{"-monitor", ""}, env: digestEnv, want: []string{"-monitor"}},
 		{name: "unknown flag", args: []string{"-public-key", "x"}, env: digestEnv, want: []string{"public-key"}},
 		{name: "argument", args: []string{"serve"}, env: digestEnv, want: []string{`"serve"`}},
 	}
@@ -187,6 +205,7 @@ func TestUsageDocumentsEverything(t *testing.T) {
 		"-grpc-addr", "-http-addr", "-atlas-base-url", "-atlas-api-version", "-dev", "-log-format",
 		"-log-level", "-shutdown-timeout", "-tls-cert", "-tls-key", "-tls-client-ca",
 		"-authz-policy", "-rate-limit", "-rate-burst", "-atlas-retry-max-elapsed", "-atlas-h2c", "-reload-interval",
+		"-watch-interval", "-watch-failures", "-atlas-concurrency", "-monitor", "(default 1m0s)", "(default off)",
 		EnvPublicKey, EnvPrivateKey, EnvClientID, EnvClientSecret, EnvBaseURL,
 		EnvPublicKeyFile, EnvPrivateKeyFile, EnvClientIDFile, EnvClientSecretFile, "SIGHUP",
 		`(default ":9090")`, `(default ":8080")`, `(default "https://cloud.mongodb.com")`, "(default v2)",

@@ -29,6 +29,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +55,7 @@ import (
 	"github.com/encryptiond/encryptiond/server"
 	"github.com/encryptiond/encryptiond/server/authz"
 	"github.com/encryptiond/encryptiond/server/gateway"
+	"github.com/encryptiond/encryptiond/server/monitor"
 	"github.com/encryptiond/encryptiond/server/telemetry"
 )
 
@@ -69,6 +72,7 @@ type Daemon struct {
 	creds   Credentials
 	client  *atlas.Client
 	svc     *server.Server
+	monitor *monitor.Monitor // nil without -monitor
 
 	tls       *serverTLS // nil: plaintext
 	mutualTLS bool
@@ -120,7 +124,18 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 	d.svc = server.New(d.client,
 		server.WithValidObserver(metrics.ObserveValid),
 		server.WithRetryObserver(metrics.ObserveRoleRetry),
-		server.WithRolePropagationTimeout(cfg.AtlasRolePropagationTimeout))
+		server.WithPollObserver(metrics.ObservePoll),
+		server.WithRolePropagationTimeout(cfg.AtlasRolePropagationTimeout),
+		server.WithWatchInterval(cfg.WatchInterval),
+		server.WithWatchFailures(cfg.WatchFailures),
+		server.WithConcurrency(cfg.AtlasConcurrency),
+		server.WithPageTokenKey(pageTokenKey(d.creds)))
+	if cfg.Monitor.On() {
+		mcfg := monitor.Config{All: cfg.Monitor.All, GroupIDs: cfg.Monitor.GroupIDs, Interval: cfg.WatchInterval}
+		if d.monitor, err = monitor.New(mcfg, d.svc, d.client, logger.With(slog.String("logger", "monitor")), nil); err != nil {
+			return d, err
+		}
+	}
 
 	public := insecure.NewCredentials()
 	if d.tls = newServerTLS(cfg); d.tls != nil {
@@ -281,6 +296,8 @@ func (d *Daemon) Serve(ctx context.Context, l Listeners) (err error) {
 		slog.Bool("tls", d.tls != nil),
 		slog.Bool("mutual_tls", d.mutualTLS),
 		slog.String("authz", d.authz),
+		slog.Duration("watch_interval", d.cfg.WatchInterval),
+		slog.String("monitor", monitorOrOff(d.cfg.Monitor)),
 		// How many threads run Go code: GOMAXPROCS, or the container's
 		// CPU limit, or every core (README, Sizing).
 		slog.Int("gomaxprocs", runtime.GOMAXPROCS(0)),
@@ -293,6 +310,12 @@ func (d *Daemon) Serve(ctx context.Context, l Listeners) (err error) {
 		d.reloader.run(gctx)
 		return nil
 	})
+	if d.monitor != nil {
+		g.Go(func() error {
+			d.monitor.Run(gctx)
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		d.shutdown()
@@ -363,4 +386,30 @@ func addrOrNone(a net.Addr) string {
 		return ""
 	}
 	return a.String()
+}
+
+// monitorOrOff describes -monitor for the serving record.
+func monitorOrOff(t MonitorTargets) string {
+	if !t.On() {
+		return "off"
+	}
+	return t.String()
+}
+
+// pageTokenKey derives the key that signs ListEncryptionAtRest's page
+// tokens from the Atlas credentials' secret, so that replicas sharing the
+// credentials accept each other's tokens while nobody without the secret
+// can forge one. A token signed before the secret rotated is refused by a
+// process started after: the caller lists again from the start.
+func pageTokenKey(c Credentials) []byte {
+	secret := c.PrivateKey
+	if secret == "" {
+		secret = c.ClientSecret
+	}
+	if secret == "" {
+		return nil // server.New then uses a random key of the process
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("encryptiond ListEncryptionAtRest page tokens"))
+	return m.Sum(nil)
 }

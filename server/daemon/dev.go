@@ -33,7 +33,20 @@ const (
 	DevPropagatingRoleID = "64b6e34b3d91647abb20e7bb"
 	// DevPropagation is how long DevPropagatingRoleID takes to propagate.
 	DevPropagation = 8 * time.Second
+	// DevInvalidKeyGroupID is a project whose Azure Key Vault key Atlas
+	// reports invalid (valid: false): -monitor logs it at WARN.
+	DevInvalidKeyGroupID = "6f7a8b9c0d1e2f3a4b5c6d7e"
 )
+
+// devProjects are the projects the -dev emulator lists (GET
+// /api/atlas/v2/groups, ListEncryptionAtRest, -monitor all), by id. Every
+// other well-formed id exists too, unlisted.
+var devProjects = []struct{ id, name string }{
+	{SampleGroupID, "sandbox"},
+	{DevBlockedGroupID, "orders"},
+	{DevInvalidKeyGroupID, "ledger"},
+	{"7a8b9c0d1e2f3a4b5c6d7e8f", "analytics"},
+}
 
 // seedDev gives the -dev emulator its demonstrations.
 func seedDev(emu *atlastest.Emulator) error {
@@ -50,8 +63,24 @@ func seedDev(emu *atlastest.Emulator) error {
 		emu.SetCluster(DevBlockedGroupID, c)
 	}
 	emu.RoleUsableAfter(DevPropagatingRoleID, DevPropagation)
-	return nil
+
+	for _, p := range devProjects {
+		emu.AddProject(p.id, p.name)
+	}
+	azure := &atlas.AzureKeyVault{Enabled: &on, AzureEnvironment: ptr("AZURE"),
+		ClientID: ptr("f0e1d2c3-b4a5-4968-8776-a5b4c3d2e1f0"), TenantID: ptr("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"),
+		Secret: ptr(randomHex(16)), SubscriptionID: ptr("1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"),
+		ResourceGroupName: ptr("ledger"), KeyVaultName: ptr("ledger-vault"), KeyIdentifier: ptr("https://ledger-vault.vault.azure.net/keys/ledger/d891821e3d364e9eb88fbd3d11807b86")}
+	if err := emu.Configure(DevInvalidKeyGroupID, atlas.EncryptionAtRest{AzureKeyVault: azure}); err != nil {
+		return err
+	}
+	emu.SetKeyValid(DevInvalidKeyGroupID, atlastest.ProviderAzure, false)
+	gcp := &atlas.GoogleCloudKMS{Enabled: &on, RoleID: ptr("64b6e34b3d91647abb20e7ba"),
+		KeyVersionResourceID: ptr("projects/analytics/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1")}
+	return emu.Configure("7a8b9c0d1e2f3a4b5c6d7e8f", atlas.EncryptionAtRest{GoogleCloudKMS: gcp})
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // devAtlas is the Atlas emulator that -dev runs in-process.
 type devAtlas struct {

@@ -22,6 +22,7 @@ type Metrics struct {
 	challenges   prometheus.Counter
 	credentials  *credentialsGauge
 	roleRetries  *prometheus.CounterVec
+	polls        *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
 
 	// atlasMu guards atlasSeriesByKey, the series ObserveAtlas updates:
@@ -73,6 +74,9 @@ type atlasSeries struct {
 //     again while serving (what: "tls", "policy", "atlas_credentials"),
 //     result "ok", or "error" when the previous configuration stays in
 //     force. Alert on a rising error count.
+//   - encryptiond_watch_polls_total{what,result}: polls of Atlas by the
+//     watches and the monitor (what: "encryption_at_rest",
+//     "private_endpoint"), result "ok" or "error".
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		grpc:             newGRPCMetrics(),
@@ -106,7 +110,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name:      "role_propagation_retries_total",
 		Help:      "Changes sent to Atlas again while it could not use their Cloud Provider Access role yet (IAM propagation), by provider.",
 	}, []string{"provider"})
-	for _, c := range append(m.grpc.collectors(), m.valid, m.atlasCalls, m.atlasLatency, m.challenges, m.credentials, m.roleRetries, m.reloads) {
+	m.polls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "encryptiond",
+		Name:      "watch_polls_total",
+		Help:      "Polls of Atlas by the watches and the monitor, by what they read (encryption_at_rest, private_endpoint) and result (ok, error).",
+	}, []string{"what", "result"})
+	for _, c := range append(m.grpc.collectors(), m.valid, m.atlasCalls, m.atlasLatency, m.challenges, m.credentials, m.roleRetries, m.reloads, m.polls) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -125,6 +134,15 @@ func (m *Metrics) ObserveValid(groupID, provider string, enabled, valid bool) {
 // ObserveRoleRetry counts a change sent again while its role propagates;
 // it fits server.WithRetryObserver.
 func (m *Metrics) ObserveRoleRetry(provider string) { m.roleRetries.WithLabelValues(provider).Inc() }
+
+// ObservePoll counts a poll of a watch; it fits server.WithPollObserver.
+func (m *Metrics) ObservePoll(what string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.polls.WithLabelValues(what, result).Inc()
+}
 
 // ObserveAtlas records one exchange with Atlas; it fits atlas.WithObserver.
 // It reports whether the exchange changed what Atlas makes of encryptiond's

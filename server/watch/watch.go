@@ -31,7 +31,8 @@
 //     watchers anything.
 //   - Push sets a key's value at once, without a poll, for a change the
 //     program made itself. A poll that was in flight when Push was called
-//     is discarded: its answer may predate the change.
+//     is discarded: its answer may predate the change. Refresh asks for a
+//     poll at once, for a change whose result the program does not know.
 //   - A poll that fails is tried again on the schedule. After
 //     WithMaxFailures failures in a row, or at once for an error marked
 //     Permanent, every watcher of the key gets the error from Next (after
@@ -193,6 +194,17 @@ func (r *Registry[K, V]) Push(key K, v V) {
 	e.pushes++
 	if r.storeLocked(e, v) {
 		signal(e.pushed)
+	}
+}
+
+// Refresh asks key's loop to poll at once, if the key has watchers;
+// otherwise it does nothing. It is for a change the program made that it
+// cannot Push, not knowing the value it led to.
+func (r *Registry[K, V]) Refresh(key K) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.keys[key]; e != nil {
+		signal(e.kick)
 	}
 }
 

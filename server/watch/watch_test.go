@@ -443,3 +443,24 @@ func TestBackoff(t *testing.T) {
 		t.Errorf("Every(5s).Next() = %v, want 5s", d)
 	}
 }
+
+func TestRefreshPollsAtOnce(t *testing.T) {
+	t.Parallel()
+	clock := watchtest.NewClock(time.Unix(0, 0))
+	src := newSource()
+	src.set("k", "old")
+	r := watch.New(src.poll, equal, watch.WithClock(clock), watch.WithSchedule(watch.Every(time.Hour)))
+	r.Refresh("k") // nobody watches: nothing happens
+	w := r.Watch("k")
+	defer w.Stop()
+	next(t, w)
+	settle(t, clock)
+	src.set("k", "new")
+	r.Refresh("k")
+	if got := next(t, w); got != "new" {
+		t.Errorf("Next() after Refresh = %q, want the new value, without the clock moving", got)
+	}
+	if got := src.count("k"); got != 2 {
+		t.Errorf("%d polls, want 2", got)
+	}
+}

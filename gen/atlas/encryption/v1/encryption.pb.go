@@ -10,6 +10,7 @@ package encryptionv1
 
 import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
+	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -1628,11 +1629,249 @@ func (x *WatchPrivateEndpointRequest) GetEndpointId() string {
 	return ""
 }
 
+// WatchEncryptionAtRestRequest names the project to watch.
+type WatchEncryptionAtRestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Atlas project (group) id: 24 lowercase hexadecimal characters.
+	// Required.
+	GroupId       string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEncryptionAtRestRequest) Reset() {
+	*x = WatchEncryptionAtRestRequest{}
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEncryptionAtRestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEncryptionAtRestRequest) ProtoMessage() {}
+
+func (x *WatchEncryptionAtRestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEncryptionAtRestRequest.ProtoReflect.Descriptor instead.
+func (*WatchEncryptionAtRestRequest) Descriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *WatchEncryptionAtRestRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+// ListEncryptionAtRestRequest asks for a page of every project's
+// configuration.
+type ListEncryptionAtRestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The most projects to return, 1 to 500; 0 means 100, and more than 500
+	// means 500. A page may hold fewer, even none, when the caller may not
+	// read every project; next_page_token then says whether more follow.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous answer, to read the next page;
+	// empty for the first page. Pass it as it is: a token this service did
+	// not write is refused.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEncryptionAtRestRequest) Reset() {
+	*x = ListEncryptionAtRestRequest{}
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEncryptionAtRestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEncryptionAtRestRequest) ProtoMessage() {}
+
+func (x *ListEncryptionAtRestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEncryptionAtRestRequest.ProtoReflect.Descriptor instead.
+func (*ListEncryptionAtRestRequest) Descriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListEncryptionAtRestRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListEncryptionAtRestRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListEncryptionAtRestResponse is one page of projects.
+type ListEncryptionAtRestResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The projects of this page, in the order Atlas lists them.
+	Projects []*ProjectEncryptionAtRest `protobuf:"bytes,1,rep,name=projects,proto3" json:"projects,omitempty"`
+	// The page_token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListEncryptionAtRestResponse) Reset() {
+	*x = ListEncryptionAtRestResponse{}
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListEncryptionAtRestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListEncryptionAtRestResponse) ProtoMessage() {}
+
+func (x *ListEncryptionAtRestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListEncryptionAtRestResponse.ProtoReflect.Descriptor instead.
+func (*ListEncryptionAtRestResponse) Descriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListEncryptionAtRestResponse) GetProjects() []*ProjectEncryptionAtRest {
+	if x != nil {
+		return x.Projects
+	}
+	return nil
+}
+
+func (x *ListEncryptionAtRestResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// ProjectEncryptionAtRest is one project's configuration, or why it could
+// not be read.
+type ProjectEncryptionAtRest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Atlas project (group) id.
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// The project's name in Atlas.
+	GroupName string `protobuf:"bytes,2,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
+	// The configuration, as GetEncryptionAtRest returns it; unset when error
+	// is set.
+	EncryptionAtRest *EncryptionAtRest `protobuf:"bytes,3,opt,name=encryption_at_rest,json=encryptionAtRest,proto3" json:"encryption_at_rest,omitempty"`
+	// Why the configuration could not be read, as GetEncryptionAtRest would
+	// have failed (code, message, details with ErrorInfo); unset on success.
+	Error         *status.Status `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProjectEncryptionAtRest) Reset() {
+	*x = ProjectEncryptionAtRest{}
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProjectEncryptionAtRest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProjectEncryptionAtRest) ProtoMessage() {}
+
+func (x *ProjectEncryptionAtRest) ProtoReflect() protoreflect.Message {
+	mi := &file_atlas_encryption_v1_encryption_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProjectEncryptionAtRest.ProtoReflect.Descriptor instead.
+func (*ProjectEncryptionAtRest) Descriptor() ([]byte, []int) {
+	return file_atlas_encryption_v1_encryption_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ProjectEncryptionAtRest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *ProjectEncryptionAtRest) GetGroupName() string {
+	if x != nil {
+		return x.GroupName
+	}
+	return ""
+}
+
+func (x *ProjectEncryptionAtRest) GetEncryptionAtRest() *EncryptionAtRest {
+	if x != nil {
+		return x.EncryptionAtRest
+	}
+	return nil
+}
+
+func (x *ProjectEncryptionAtRest) GetError() *status.Status {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_atlas_encryption_v1_encryption_proto protoreflect.FileDescriptor
 
 const file_atlas_encryption_v1_encryption_proto_rawDesc = "" +
 	"\n" +
-	"$atlas/encryption/v1/encryption.proto\x12\x13atlas.encryption.v1\x1a\x1cgoogle/api/annotations.proto\"7\n" +
+	"$atlas/encryption/v1/encryption.proto\x12\x13atlas.encryption.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x17google/rpc/status.proto\"7\n" +
 	"\x1aGetEncryptionAtRestRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"\x9c\x01\n" +
 	"\x1dUpdateEncryptionAtRestRequest\x12\x19\n" +
@@ -1815,15 +2054,32 @@ const file_atlas_encryption_v1_encryption_proto_rawDesc = "" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12I\n" +
 	"\x0ecloud_provider\x18\x02 \x01(\x0e2\".atlas.encryption.v1.CloudProviderR\rcloudProvider\x12\x1f\n" +
 	"\vendpoint_id\x18\x03 \x01(\tR\n" +
-	"endpointId*L\n" +
+	"endpointId\"9\n" +
+	"\x1cWatchEncryptionAtRestRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"Y\n" +
+	"\x1bListEncryptionAtRestRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"\x90\x01\n" +
+	"\x1cListEncryptionAtRestResponse\x12H\n" +
+	"\bprojects\x18\x01 \x03(\v2,.atlas.encryption.v1.ProjectEncryptionAtRestR\bprojects\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xd2\x01\n" +
+	"\x17ProjectEncryptionAtRest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1d\n" +
+	"\n" +
+	"group_name\x18\x02 \x01(\tR\tgroupName\x12S\n" +
+	"\x12encryption_at_rest\x18\x03 \x01(\v2%.atlas.encryption.v1.EncryptionAtRestR\x10encryptionAtRest\x12(\n" +
+	"\x05error\x18\x04 \x01(\v2\x12.google.rpc.StatusR\x05error*L\n" +
 	"\rCloudProvider\x12\x1e\n" +
 	"\x1aCLOUD_PROVIDER_UNSPECIFIED\x10\x00\x12\a\n" +
 	"\x03AWS\x10\x01\x12\t\n" +
 	"\x05AZURE\x10\x02\x12\a\n" +
-	"\x03GCP\x10\x032\x83\x10\n" +
+	"\x03GCP\x10\x032\xda\x12\n" +
 	"\x11EncryptionService\x12\x8c\x02\n" +
 	"\x13GetEncryptionAtRest\x12/.atlas.encryption.v1.GetEncryptionAtRestRequest\x1a%.atlas.encryption.v1.EncryptionAtRest\"\x9c\x01\x82\xd3\xe4\x93\x02\x92\x01Z4\x122/api/atlas/v1.0/groups/{group_id}/encryptionAtRestZ2\x120/api/atlas/v2/groups/{group_id}/encryptionAtRest\x12&/v1/groups/{group_id}/encryptionAtRest\x90\x02\x01\x12\xa7\x02\n" +
-	"\x16UpdateEncryptionAtRest\x122.atlas.encryption.v1.UpdateEncryptionAtRestRequest\x1a%.atlas.encryption.v1.EncryptionAtRest\"\xb1\x01\x82\xd3\xe4\x93\x02\xaa\x01:\x06configZ<:\x06config22/api/atlas/v1.0/groups/{group_id}/encryptionAtRestZ::\x06config20/api/atlas/v2/groups/{group_id}/encryptionAtRest2&/v1/groups/{group_id}/encryptionAtRest\x12\xa8\x02\n" +
+	"\x16UpdateEncryptionAtRest\x122.atlas.encryption.v1.UpdateEncryptionAtRestRequest\x1a%.atlas.encryption.v1.EncryptionAtRest\"\xb1\x01\x82\xd3\xe4\x93\x02\xaa\x01:\x06configZ<:\x06config22/api/atlas/v1.0/groups/{group_id}/encryptionAtRestZ::\x06config20/api/atlas/v2/groups/{group_id}/encryptionAtRest2&/v1/groups/{group_id}/encryptionAtRest\x12\xac\x01\n" +
+	"\x15WatchEncryptionAtRest\x121.atlas.encryption.v1.WatchEncryptionAtRestRequest\x1a%.atlas.encryption.v1.EncryptionAtRest\"7\x82\xd3\xe4\x93\x02.\x12,/v1/groups/{group_id}/encryptionAtRest:watch\x90\x02\x010\x01\x12\xa5\x01\n" +
+	"\x14ListEncryptionAtRest\x120.atlas.encryption.v1.ListEncryptionAtRestRequest\x1a1.atlas.encryption.v1.ListEncryptionAtRestResponse\"(\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/groups/-/encryptionAtRest\x90\x02\x01\x12\xa8\x02\n" +
 	"\x14ListPrivateEndpoints\x120.atlas.encryption.v1.ListPrivateEndpointsRequest\x1a1.atlas.encryption.v1.ListPrivateEndpointsResponse\"\xaa\x01\x82\xd3\xe4\x93\x02\xa0\x01ZT\x12R/api/atlas/v2/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints\x12H/v1/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints\x90\x02\x01\x12\xb3\x02\n" +
 	"\x12GetPrivateEndpoint\x12..atlas.encryption.v1.GetPrivateEndpointRequest\x1a$.atlas.encryption.v1.PrivateEndpoint\"\xc6\x01\x82\xd3\xe4\x93\x02\xbc\x01Zb\x12`/api/atlas/v2/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints/{endpoint_id}\x12V/v1/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints/{endpoint_id}\x90\x02\x01\x12\xbe\x02\n" +
 	"\x15CreatePrivateEndpoint\x121.atlas.encryption.v1.CreatePrivateEndpointRequest\x1a$.atlas.encryption.v1.PrivateEndpoint\"\xcb\x01\x82\xd3\xe4\x93\x02\xc4\x01:\x10private_endpointZf:\x10private_endpoint\"R/api/atlas/v2/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints\"H/v1/groups/{group_id}/encryptionAtRest/{cloud_provider}/privateEndpoints\x12\xb6\x02\n" +
@@ -1843,7 +2099,7 @@ func file_atlas_encryption_v1_encryption_proto_rawDescGZIP() []byte {
 }
 
 var file_atlas_encryption_v1_encryption_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_atlas_encryption_v1_encryption_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_atlas_encryption_v1_encryption_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_atlas_encryption_v1_encryption_proto_goTypes = []any{
 	(CloudProvider)(0),                    // 0: atlas.encryption.v1.CloudProvider
 	(PrivateEndpoint_Status)(0),           // 1: atlas.encryption.v1.PrivateEndpoint.Status
@@ -1864,6 +2120,11 @@ var file_atlas_encryption_v1_encryption_proto_goTypes = []any{
 	(*CreatePrivateEndpointRequest)(nil),  // 16: atlas.encryption.v1.CreatePrivateEndpointRequest
 	(*DeletePrivateEndpointRequest)(nil),  // 17: atlas.encryption.v1.DeletePrivateEndpointRequest
 	(*WatchPrivateEndpointRequest)(nil),   // 18: atlas.encryption.v1.WatchPrivateEndpointRequest
+	(*WatchEncryptionAtRestRequest)(nil),  // 19: atlas.encryption.v1.WatchEncryptionAtRestRequest
+	(*ListEncryptionAtRestRequest)(nil),   // 20: atlas.encryption.v1.ListEncryptionAtRestRequest
+	(*ListEncryptionAtRestResponse)(nil),  // 21: atlas.encryption.v1.ListEncryptionAtRestResponse
+	(*ProjectEncryptionAtRest)(nil),       // 22: atlas.encryption.v1.ProjectEncryptionAtRest
+	(*status.Status)(nil),                 // 23: google.rpc.Status
 }
 var file_atlas_encryption_v1_encryption_proto_depIdxs = []int32{
 	4,  // 0: atlas.encryption.v1.UpdateEncryptionAtRestRequest.config:type_name -> atlas.encryption.v1.ProviderConfig
@@ -1882,25 +2143,32 @@ var file_atlas_encryption_v1_encryption_proto_depIdxs = []int32{
 	12, // 13: atlas.encryption.v1.CreatePrivateEndpointRequest.private_endpoint:type_name -> atlas.encryption.v1.PrivateEndpoint
 	0,  // 14: atlas.encryption.v1.DeletePrivateEndpointRequest.cloud_provider:type_name -> atlas.encryption.v1.CloudProvider
 	0,  // 15: atlas.encryption.v1.WatchPrivateEndpointRequest.cloud_provider:type_name -> atlas.encryption.v1.CloudProvider
-	2,  // 16: atlas.encryption.v1.EncryptionService.GetEncryptionAtRest:input_type -> atlas.encryption.v1.GetEncryptionAtRestRequest
-	3,  // 17: atlas.encryption.v1.EncryptionService.UpdateEncryptionAtRest:input_type -> atlas.encryption.v1.UpdateEncryptionAtRestRequest
-	13, // 18: atlas.encryption.v1.EncryptionService.ListPrivateEndpoints:input_type -> atlas.encryption.v1.ListPrivateEndpointsRequest
-	15, // 19: atlas.encryption.v1.EncryptionService.GetPrivateEndpoint:input_type -> atlas.encryption.v1.GetPrivateEndpointRequest
-	16, // 20: atlas.encryption.v1.EncryptionService.CreatePrivateEndpoint:input_type -> atlas.encryption.v1.CreatePrivateEndpointRequest
-	17, // 21: atlas.encryption.v1.EncryptionService.DeletePrivateEndpoint:input_type -> atlas.encryption.v1.DeletePrivateEndpointRequest
-	18, // 22: atlas.encryption.v1.EncryptionService.WatchPrivateEndpoint:input_type -> atlas.encryption.v1.WatchPrivateEndpointRequest
-	8,  // 23: atlas.encryption.v1.EncryptionService.GetEncryptionAtRest:output_type -> atlas.encryption.v1.EncryptionAtRest
-	8,  // 24: atlas.encryption.v1.EncryptionService.UpdateEncryptionAtRest:output_type -> atlas.encryption.v1.EncryptionAtRest
-	14, // 25: atlas.encryption.v1.EncryptionService.ListPrivateEndpoints:output_type -> atlas.encryption.v1.ListPrivateEndpointsResponse
-	12, // 26: atlas.encryption.v1.EncryptionService.GetPrivateEndpoint:output_type -> atlas.encryption.v1.PrivateEndpoint
-	12, // 27: atlas.encryption.v1.EncryptionService.CreatePrivateEndpoint:output_type -> atlas.encryption.v1.PrivateEndpoint
-	12, // 28: atlas.encryption.v1.EncryptionService.DeletePrivateEndpoint:output_type -> atlas.encryption.v1.PrivateEndpoint
-	12, // 29: atlas.encryption.v1.EncryptionService.WatchPrivateEndpoint:output_type -> atlas.encryption.v1.PrivateEndpoint
-	23, // [23:30] is the sub-list for method output_type
-	16, // [16:23] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	22, // 16: atlas.encryption.v1.ListEncryptionAtRestResponse.projects:type_name -> atlas.encryption.v1.ProjectEncryptionAtRest
+	8,  // 17: atlas.encryption.v1.ProjectEncryptionAtRest.encryption_at_rest:type_name -> atlas.encryption.v1.EncryptionAtRest
+	23, // 18: atlas.encryption.v1.ProjectEncryptionAtRest.error:type_name -> google.rpc.Status
+	2,  // 19: atlas.encryption.v1.EncryptionService.GetEncryptionAtRest:input_type -> atlas.encryption.v1.GetEncryptionAtRestRequest
+	3,  // 20: atlas.encryption.v1.EncryptionService.UpdateEncryptionAtRest:input_type -> atlas.encryption.v1.UpdateEncryptionAtRestRequest
+	19, // 21: atlas.encryption.v1.EncryptionService.WatchEncryptionAtRest:input_type -> atlas.encryption.v1.WatchEncryptionAtRestRequest
+	20, // 22: atlas.encryption.v1.EncryptionService.ListEncryptionAtRest:input_type -> atlas.encryption.v1.ListEncryptionAtRestRequest
+	13, // 23: atlas.encryption.v1.EncryptionService.ListPrivateEndpoints:input_type -> atlas.encryption.v1.ListPrivateEndpointsRequest
+	15, // 24: atlas.encryption.v1.EncryptionService.GetPrivateEndpoint:input_type -> atlas.encryption.v1.GetPrivateEndpointRequest
+	16, // 25: atlas.encryption.v1.EncryptionService.CreatePrivateEndpoint:input_type -> atlas.encryption.v1.CreatePrivateEndpointRequest
+	17, // 26: atlas.encryption.v1.EncryptionService.DeletePrivateEndpoint:input_type -> atlas.encryption.v1.DeletePrivateEndpointRequest
+	18, // 27: atlas.encryption.v1.EncryptionService.WatchPrivateEndpoint:input_type -> atlas.encryption.v1.WatchPrivateEndpointRequest
+	8,  // 28: atlas.encryption.v1.EncryptionService.GetEncryptionAtRest:output_type -> atlas.encryption.v1.EncryptionAtRest
+	8,  // 29: atlas.encryption.v1.EncryptionService.UpdateEncryptionAtRest:output_type -> atlas.encryption.v1.EncryptionAtRest
+	8,  // 30: atlas.encryption.v1.EncryptionService.WatchEncryptionAtRest:output_type -> atlas.encryption.v1.EncryptionAtRest
+	21, // 31: atlas.encryption.v1.EncryptionService.ListEncryptionAtRest:output_type -> atlas.encryption.v1.ListEncryptionAtRestResponse
+	14, // 32: atlas.encryption.v1.EncryptionService.ListPrivateEndpoints:output_type -> atlas.encryption.v1.ListPrivateEndpointsResponse
+	12, // 33: atlas.encryption.v1.EncryptionService.GetPrivateEndpoint:output_type -> atlas.encryption.v1.PrivateEndpoint
+	12, // 34: atlas.encryption.v1.EncryptionService.CreatePrivateEndpoint:output_type -> atlas.encryption.v1.PrivateEndpoint
+	12, // 35: atlas.encryption.v1.EncryptionService.DeletePrivateEndpoint:output_type -> atlas.encryption.v1.PrivateEndpoint
+	12, // 36: atlas.encryption.v1.EncryptionService.WatchPrivateEndpoint:output_type -> atlas.encryption.v1.PrivateEndpoint
+	28, // [28:37] is the sub-list for method output_type
+	19, // [19:28] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_atlas_encryption_v1_encryption_proto_init() }
@@ -1926,7 +2194,7 @@ func file_atlas_encryption_v1_encryption_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_atlas_encryption_v1_encryption_proto_rawDesc), len(file_atlas_encryption_v1_encryption_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

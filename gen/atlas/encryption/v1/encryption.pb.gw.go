@@ -329,6 +329,70 @@ func local_request_EncryptionService_UpdateEncryptionAtRest_2(ctx context.Contex
 	return msg, metadata, err
 }
 
+func request_EncryptionService_WatchEncryptionAtRest_0(ctx context.Context, marshaler runtime.Marshaler, client EncryptionServiceClient, req *http.Request, pathParams map[string]string) (EncryptionService_WatchEncryptionAtRestClient, runtime.ServerMetadata, error) {
+	var (
+		protoReq WatchEncryptionAtRestRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["group_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "group_id")
+	}
+	protoReq.GroupId, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "group_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	stream, err := client.WatchEncryptionAtRest(ctx, &protoReq)
+	if err != nil {
+		return nil, metadata, err
+	}
+	header, err := stream.Header()
+	if err != nil {
+		return nil, metadata, err
+	}
+	metadata.HeaderMD = header
+	return stream, metadata, nil
+}
+
+var filter_EncryptionService_ListEncryptionAtRest_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_EncryptionService_ListEncryptionAtRest_0(ctx context.Context, marshaler runtime.Marshaler, client EncryptionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListEncryptionAtRestRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_EncryptionService_ListEncryptionAtRest_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListEncryptionAtRest(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_EncryptionService_ListEncryptionAtRest_0(ctx context.Context, marshaler runtime.Marshaler, server EncryptionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListEncryptionAtRestRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_EncryptionService_ListEncryptionAtRest_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ListEncryptionAtRest(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 var filter_EncryptionService_ListPrivateEndpoints_0 = &utilities.DoubleArray{Encoding: map[string]int{"group_id": 0, "cloud_provider": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
 func request_EncryptionService_ListPrivateEndpoints_0(ctx context.Context, marshaler runtime.Marshaler, client EncryptionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
@@ -1106,6 +1170,33 @@ func RegisterEncryptionServiceHandlerServer(ctx context.Context, mux *runtime.Se
 		}
 		forward_EncryptionService_UpdateEncryptionAtRest_2(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+
+	mux.Handle(http.MethodGet, pattern_EncryptionService_WatchEncryptionAtRest_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		err := status.Error(codes.Unimplemented, "streaming calls are not yet supported in the in-process transport")
+		_, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+		return
+	})
+	mux.Handle(http.MethodGet, pattern_EncryptionService_ListEncryptionAtRest_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/atlas.encryption.v1.EncryptionService/ListEncryptionAtRest", runtime.WithHTTPPathPattern("/v1/groups/-/encryptionAtRest"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_EncryptionService_ListEncryptionAtRest_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_EncryptionService_ListEncryptionAtRest_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_EncryptionService_ListPrivateEndpoints_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1415,6 +1506,40 @@ func RegisterEncryptionServiceHandlerClient(ctx context.Context, mux *runtime.Se
 		}
 		forward_EncryptionService_UpdateEncryptionAtRest_2(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_EncryptionService_WatchEncryptionAtRest_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/atlas.encryption.v1.EncryptionService/WatchEncryptionAtRest", runtime.WithHTTPPathPattern("/v1/groups/{group_id}/encryptionAtRest:watch"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_EncryptionService_WatchEncryptionAtRest_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_EncryptionService_WatchEncryptionAtRest_0(annotatedContext, mux, outboundMarshaler, w, req, func() (proto.Message, error) { return resp.Recv() }, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_EncryptionService_ListEncryptionAtRest_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/atlas.encryption.v1.EncryptionService/ListEncryptionAtRest", runtime.WithHTTPPathPattern("/v1/groups/-/encryptionAtRest"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_EncryptionService_ListEncryptionAtRest_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_EncryptionService_ListEncryptionAtRest_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_EncryptionService_ListPrivateEndpoints_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1578,6 +1703,8 @@ var (
 	pattern_EncryptionService_UpdateEncryptionAtRest_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "groups", "group_id", "encryptionAtRest"}, ""))
 	pattern_EncryptionService_UpdateEncryptionAtRest_1 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "atlas", "v1.0", "groups", "group_id", "encryptionAtRest"}, ""))
 	pattern_EncryptionService_UpdateEncryptionAtRest_2 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"api", "atlas", "v2", "groups", "group_id", "encryptionAtRest"}, ""))
+	pattern_EncryptionService_WatchEncryptionAtRest_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "groups", "group_id", "encryptionAtRest"}, "watch"))
+	pattern_EncryptionService_ListEncryptionAtRest_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "groups", "-", "encryptionAtRest"}, ""))
 	pattern_EncryptionService_ListPrivateEndpoints_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5}, []string{"v1", "groups", "group_id", "encryptionAtRest", "cloud_provider", "privateEndpoints"}, ""))
 	pattern_EncryptionService_ListPrivateEndpoints_1   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6, 2, 7}, []string{"api", "atlas", "v2", "groups", "group_id", "encryptionAtRest", "cloud_provider", "privateEndpoints"}, ""))
 	pattern_EncryptionService_GetPrivateEndpoint_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3, 1, 0, 4, 1, 5, 4, 2, 5, 1, 0, 4, 1, 5, 6}, []string{"v1", "groups", "group_id", "encryptionAtRest", "cloud_provider", "privateEndpoints", "endpoint_id"}, ""))
@@ -1596,6 +1723,8 @@ var (
 	forward_EncryptionService_UpdateEncryptionAtRest_0 = runtime.ForwardResponseMessage
 	forward_EncryptionService_UpdateEncryptionAtRest_1 = runtime.ForwardResponseMessage
 	forward_EncryptionService_UpdateEncryptionAtRest_2 = runtime.ForwardResponseMessage
+	forward_EncryptionService_WatchEncryptionAtRest_0  = runtime.ForwardResponseStream
+	forward_EncryptionService_ListEncryptionAtRest_0   = runtime.ForwardResponseMessage
 	forward_EncryptionService_ListPrivateEndpoints_0   = runtime.ForwardResponseMessage
 	forward_EncryptionService_ListPrivateEndpoints_1   = runtime.ForwardResponseMessage
 	forward_EncryptionService_GetPrivateEndpoint_0     = runtime.ForwardResponseMessage

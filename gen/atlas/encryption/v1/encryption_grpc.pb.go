@@ -23,6 +23,8 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	EncryptionService_GetEncryptionAtRest_FullMethodName    = "/atlas.encryption.v1.EncryptionService/GetEncryptionAtRest"
 	EncryptionService_UpdateEncryptionAtRest_FullMethodName = "/atlas.encryption.v1.EncryptionService/UpdateEncryptionAtRest"
+	EncryptionService_WatchEncryptionAtRest_FullMethodName  = "/atlas.encryption.v1.EncryptionService/WatchEncryptionAtRest"
+	EncryptionService_ListEncryptionAtRest_FullMethodName   = "/atlas.encryption.v1.EncryptionService/ListEncryptionAtRest"
 	EncryptionService_ListPrivateEndpoints_FullMethodName   = "/atlas.encryption.v1.EncryptionService/ListPrivateEndpoints"
 	EncryptionService_GetPrivateEndpoint_FullMethodName     = "/atlas.encryption.v1.EncryptionService/GetPrivateEndpoint"
 	EncryptionService_CreatePrivateEndpoint_FullMethodName  = "/atlas.encryption.v1.EncryptionService/CreatePrivateEndpoint"
@@ -60,6 +62,36 @@ type EncryptionServiceClient interface {
 	// from Atlas) and the answer is the configuration as it would be after the
 	// change, but nothing is changed.
 	UpdateEncryptionAtRest(ctx context.Context, in *UpdateEncryptionAtRestRequest, opts ...grpc.CallOption) (*EncryptionAtRest, error)
+	// WatchEncryptionAtRest streams the project's configuration: the current
+	// one first, then one message each time it changes, the keys' validity
+	// (valid) included. Atlas checks its customers' keys every 15 minutes and
+	// marks a key that stopped working valid=false; a watch tells its callers
+	// within one polling interval.
+	//
+	// Changes come from two places: a change made through this service
+	// (UpdateEncryptionAtRest, and a private endpoint's creation or deletion,
+	// which reads the project again at once) reaches every watcher at once;
+	// anything else, from Atlas's polls, every -watch-interval (default one
+	// minute). All watchers of a project share one poll, and no poll runs for
+	// a project nobody watches. A poll that fails is tried again with backoff
+	// (Atlas's Retry-After holds back every poll); after -watch-failures
+	// failures in a row (default 5) the stream ends with the error of the
+	// last. It also ends with the caller's deadline, and with UNAVAILABLE when
+	// this service shuts down: watch again, as after any stream error.
+	//
+	// Over REST the stream is newline-delimited JSON, one
+	// {"result": <EncryptionAtRest>} per line, or a last {"error": …}.
+	WatchEncryptionAtRest(ctx context.Context, in *WatchEncryptionAtRestRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EncryptionAtRest], error)
+	// ListEncryptionAtRest returns the configuration of every project the
+	// service's Atlas credentials can see, a page at a time, in the order
+	// Atlas lists the projects; with an authorization policy, only the
+	// projects the caller may read (GetEncryptionAtRest). A project whose
+	// configuration cannot be read appears with its error instead of failing
+	// the page. Projects are read -atlas-concurrency at a time (default 8),
+	// sharing Atlas's answers with concurrent Gets.
+	//
+	// Over REST the group id is "-", every project, as in AIP-159.
+	ListEncryptionAtRest(ctx context.Context, in *ListEncryptionAtRestRequest, opts ...grpc.CallOption) (*ListEncryptionAtRestResponse, error)
 	// ListPrivateEndpoints returns one page of the project's private endpoints
 	// for encryption at rest with one cloud provider, as Atlas reports them,
 	// in the order Atlas lists them.
@@ -131,6 +163,35 @@ func (c *encryptionServiceClient) UpdateEncryptionAtRest(ctx context.Context, in
 	return out, nil
 }
 
+func (c *encryptionServiceClient) WatchEncryptionAtRest(ctx context.Context, in *WatchEncryptionAtRestRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EncryptionAtRest], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EncryptionService_ServiceDesc.Streams[0], EncryptionService_WatchEncryptionAtRest_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEncryptionAtRestRequest, EncryptionAtRest]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EncryptionService_WatchEncryptionAtRestClient = grpc.ServerStreamingClient[EncryptionAtRest]
+
+func (c *encryptionServiceClient) ListEncryptionAtRest(ctx context.Context, in *ListEncryptionAtRestRequest, opts ...grpc.CallOption) (*ListEncryptionAtRestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListEncryptionAtRestResponse)
+	err := c.cc.Invoke(ctx, EncryptionService_ListEncryptionAtRest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *encryptionServiceClient) ListPrivateEndpoints(ctx context.Context, in *ListPrivateEndpointsRequest, opts ...grpc.CallOption) (*ListPrivateEndpointsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListPrivateEndpointsResponse)
@@ -173,7 +234,7 @@ func (c *encryptionServiceClient) DeletePrivateEndpoint(ctx context.Context, in 
 
 func (c *encryptionServiceClient) WatchPrivateEndpoint(ctx context.Context, in *WatchPrivateEndpointRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[PrivateEndpoint], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &EncryptionService_ServiceDesc.Streams[0], EncryptionService_WatchPrivateEndpoint_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &EncryptionService_ServiceDesc.Streams[1], EncryptionService_WatchPrivateEndpoint_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +281,36 @@ type EncryptionServiceServer interface {
 	// from Atlas) and the answer is the configuration as it would be after the
 	// change, but nothing is changed.
 	UpdateEncryptionAtRest(context.Context, *UpdateEncryptionAtRestRequest) (*EncryptionAtRest, error)
+	// WatchEncryptionAtRest streams the project's configuration: the current
+	// one first, then one message each time it changes, the keys' validity
+	// (valid) included. Atlas checks its customers' keys every 15 minutes and
+	// marks a key that stopped working valid=false; a watch tells its callers
+	// within one polling interval.
+	//
+	// Changes come from two places: a change made through this service
+	// (UpdateEncryptionAtRest, and a private endpoint's creation or deletion,
+	// which reads the project again at once) reaches every watcher at once;
+	// anything else, from Atlas's polls, every -watch-interval (default one
+	// minute). All watchers of a project share one poll, and no poll runs for
+	// a project nobody watches. A poll that fails is tried again with backoff
+	// (Atlas's Retry-After holds back every poll); after -watch-failures
+	// failures in a row (default 5) the stream ends with the error of the
+	// last. It also ends with the caller's deadline, and with UNAVAILABLE when
+	// this service shuts down: watch again, as after any stream error.
+	//
+	// Over REST the stream is newline-delimited JSON, one
+	// {"result": <EncryptionAtRest>} per line, or a last {"error": …}.
+	WatchEncryptionAtRest(*WatchEncryptionAtRestRequest, grpc.ServerStreamingServer[EncryptionAtRest]) error
+	// ListEncryptionAtRest returns the configuration of every project the
+	// service's Atlas credentials can see, a page at a time, in the order
+	// Atlas lists the projects; with an authorization policy, only the
+	// projects the caller may read (GetEncryptionAtRest). A project whose
+	// configuration cannot be read appears with its error instead of failing
+	// the page. Projects are read -atlas-concurrency at a time (default 8),
+	// sharing Atlas's answers with concurrent Gets.
+	//
+	// Over REST the group id is "-", every project, as in AIP-159.
+	ListEncryptionAtRest(context.Context, *ListEncryptionAtRestRequest) (*ListEncryptionAtRestResponse, error)
 	// ListPrivateEndpoints returns one page of the project's private endpoints
 	// for encryption at rest with one cloud provider, as Atlas reports them,
 	// in the order Atlas lists them.
@@ -276,6 +367,12 @@ func (UnimplementedEncryptionServiceServer) GetEncryptionAtRest(context.Context,
 }
 func (UnimplementedEncryptionServiceServer) UpdateEncryptionAtRest(context.Context, *UpdateEncryptionAtRestRequest) (*EncryptionAtRest, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateEncryptionAtRest not implemented")
+}
+func (UnimplementedEncryptionServiceServer) WatchEncryptionAtRest(*WatchEncryptionAtRestRequest, grpc.ServerStreamingServer[EncryptionAtRest]) error {
+	return status.Error(codes.Unimplemented, "method WatchEncryptionAtRest not implemented")
+}
+func (UnimplementedEncryptionServiceServer) ListEncryptionAtRest(context.Context, *ListEncryptionAtRestRequest) (*ListEncryptionAtRestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListEncryptionAtRest not implemented")
 }
 func (UnimplementedEncryptionServiceServer) ListPrivateEndpoints(context.Context, *ListPrivateEndpointsRequest) (*ListPrivateEndpointsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListPrivateEndpoints not implemented")
@@ -345,6 +442,35 @@ func _EncryptionService_UpdateEncryptionAtRest_Handler(srv interface{}, ctx cont
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(EncryptionServiceServer).UpdateEncryptionAtRest(ctx, req.(*UpdateEncryptionAtRestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EncryptionService_WatchEncryptionAtRest_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEncryptionAtRestRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(EncryptionServiceServer).WatchEncryptionAtRest(m, &grpc.GenericServerStream[WatchEncryptionAtRestRequest, EncryptionAtRest]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EncryptionService_WatchEncryptionAtRestServer = grpc.ServerStreamingServer[EncryptionAtRest]
+
+func _EncryptionService_ListEncryptionAtRest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListEncryptionAtRestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EncryptionServiceServer).ListEncryptionAtRest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EncryptionService_ListEncryptionAtRest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EncryptionServiceServer).ListEncryptionAtRest(ctx, req.(*ListEncryptionAtRestRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -448,6 +574,10 @@ var EncryptionService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _EncryptionService_UpdateEncryptionAtRest_Handler,
 		},
 		{
+			MethodName: "ListEncryptionAtRest",
+			Handler:    _EncryptionService_ListEncryptionAtRest_Handler,
+		},
+		{
 			MethodName: "ListPrivateEndpoints",
 			Handler:    _EncryptionService_ListPrivateEndpoints_Handler,
 		},
@@ -465,6 +595,11 @@ var EncryptionService_ServiceDesc = grpc.ServiceDesc{
 		},
 	},
 	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchEncryptionAtRest",
+			Handler:       _EncryptionService_WatchEncryptionAtRest_Handler,
+			ServerStreams: true,
+		},
 		{
 			StreamName:    "WatchPrivateEndpoint",
 			Handler:       _EncryptionService_WatchPrivateEndpoint_Handler,
