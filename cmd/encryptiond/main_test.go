@@ -591,6 +591,8 @@ func TestBinary(t *testing.T) {
 		}
 		exercise(t, b, p)
 		exercisePrivateEndpoints(t, b, p)
+		exerciseWatch(t, b, p)
+		exerciseList(t, p)
 		t.Run("banner commands work verbatim", func(t *testing.T) {
 			runBannerCommands(t, b, p)
 		})
@@ -618,6 +620,7 @@ func TestBinary(t *testing.T) {
 		}
 		exercise(t, b, p)
 		exercisePrivateEndpoints(t, b, p)
+		exerciseWatch(t, b, p)
 		if st := emu.Stats(); st.Patches == 0 || st.Tokens == 0 {
 			t.Errorf("emulator stats = %+v, want patches and a token: the daemon did not use the test's emulator", st)
 		}
