@@ -198,6 +198,12 @@ Run these from the repository root.
 %s -d '%s' %s %s/UpdateEncryptionAtRest
 %s -X PATCH -H 'Content-Type: application/json' %s -d '%s'
 
+# Every project's configuration (the emulator lists four; one has an invalid
+# key: restart with -monitor all to see it logged)
+%s '%s://%s/v1/groups/-/encryptionAtRest?pretty=true'
+# Watch that project; it streams until Ctrl-C (run it without the leading #)
+# %s -d '{"groupId": "%s"}' %s %s/WatchEncryptionAtRest
+
 `,
 		addrs.Atlas,
 		grpcAddr, grpcurl, grpcAddr, svc,
@@ -210,6 +216,8 @@ Run these from the repository root.
 		curl, url, update,
 		grpcurl, req(disable), grpcAddr, svc,
 		curl, url, disable,
+		curl, scheme, httpAddr,
+		grpcurl, DevInvalidKeyGroupID, grpcAddr, svc,
 	)
 	io.WriteString(w, b.String())
 }
