@@ -1,9 +1,15 @@
 // Package paging is the one owner of the page tokens of the service's
-// lists (AIP-158's page_token and next_page_token). A token stands for one
-// page of Atlas's own pagination, its page number and size. The service
-// writes and reads tokens; the REST gateway writes one for Atlas's pageNum
-// and itemsPerPage on Atlas's own paths, so that an Atlas list request and
-// a ListPrivateEndpoints request are the same call.
+// lists (AIP-158's page_token and next_page_token). There are two kinds:
+//
+//   - Token and Parse: a token stands for one page of Atlas's own
+//     pagination, its page number and size (ListPrivateEndpoints). The REST
+//     gateway writes one for Atlas's pageNum and itemsPerPage on Atlas's
+//     own paths, so that an Atlas list request and a ListPrivateEndpoints
+//     request are the same call. Changing one changes only which page of
+//     Atlas's is read.
+//   - Signer: a token stands for a Cursor, a position inside Atlas's pages,
+//     signed (ListEncryptionAtRest, whose pages filter Atlas's by the
+//     caller's permissions and so end anywhere in them).
 //
 // Tokens are opaque to callers: the format may change.
 package paging

@@ -282,7 +282,9 @@ func (x *UpdateEncryptionAtRestRequest) GetValidateOnly() bool {
 // Presence is the change: a field that is set is sent to Atlas, a field that
 // is not set is left as it is. Over REST a body naming two providers is
 // refused. Binary protobuf and grpcurl's JSON keep only the last provider
-// set, so a gRPC caller that sets two sends only the last one.
+// set, so a client library that is given two sends only the last one; the
+// server refuses a request whose bytes still carry two (INVALID_ARGUMENT),
+// but cannot see one the client dropped before sending.
 type ProviderConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The one provider this request changes.
