@@ -69,9 +69,18 @@ func newHarnessWith(t testing.TB, cfg atlastest.EmulatorConfig) *harness {
 		t.Fatal(err)
 	}
 
+	api, rest := serve(t, server.New(client))
+	return &harness{emu: emu, direct: direct, grpc: api, rest: rest}
+}
+
+// serve serves svc on the in-memory path: a gRPC server (with opts) on
+// bufconn, the REST gateway dialing it, and an httptest server in front of
+// the gateway. It returns a gRPC client and the REST server.
+func serve(t testing.TB, svc encryptionv1.EncryptionServiceServer, opts ...grpc.ServerOption) (encryptionv1.EncryptionServiceClient, *httptest.Server) {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	encryptionv1.RegisterEncryptionServiceServer(gs, server.New(client))
+	gs := grpc.NewServer(opts...)
+	encryptionv1.RegisterEncryptionServiceServer(gs, svc)
 	go gs.Serve(lis) //nolint:errcheck // Serve returns when Stop is called.
 	t.Cleanup(gs.Stop)
 
@@ -90,7 +99,7 @@ func newHarnessWith(t testing.TB, cfg atlastest.EmulatorConfig) *harness {
 	}
 	rest := httptest.NewServer(h)
 	t.Cleanup(rest.Close)
-	return &harness{emu: emu, direct: direct, grpc: encryptionv1.NewEncryptionServiceClient(conn), rest: rest}
+	return encryptionv1.NewEncryptionServiceClient(conn), rest
 }
 
 // patches returns the bodies of the PATCH requests the emulator received.

@@ -1,25 +1,18 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -27,7 +20,6 @@ import (
 	"github.com/encryptiond/encryptiond/atlas/atlastest"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
 	"github.com/encryptiond/encryptiond/server"
-	"github.com/encryptiond/encryptiond/server/gateway"
 	"github.com/encryptiond/encryptiond/server/watch/watchtest"
 )
 
@@ -66,26 +58,9 @@ func newPEHarness(t *testing.T) *peHarness {
 		t.Cleanup(c.CloseIdleConnections)
 		return c
 	}
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer()
-	encryptionv1.RegisterEncryptionServiceServer(gs, server.New(newClient(), server.WithWatchClock(clock)))
-	go gs.Serve(lis) //nolint:errcheck // Serve returns when Stop is called.
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	h, err := gateway.New(t.Context(), conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rest := httptest.NewServer(h)
-	t.Cleanup(rest.Close)
+	api, rest := serve(t, server.New(newClient(), server.WithWatchClock(clock)))
 	return &peHarness{
-		harness: &harness{emu: emu, direct: newClient(), grpc: encryptionv1.NewEncryptionServiceClient(conn), rest: rest},
+		harness: &harness{emu: emu, direct: newClient(), grpc: api, rest: rest},
 		clock:   clock,
 	}
 }
@@ -141,118 +116,25 @@ func (h *peHarness) createDirect(t *testing.T, group, cloud, region string) *atl
 	return ep
 }
 
-// watchStream is a watch in progress, over either transport: its messages,
-// and how it ended (nil for OK).
-type watchStream struct {
-	msgs chan *encryptionv1.PrivateEndpoint
-	end  chan error
-}
-
-// next returns the next message, failing the test if the stream ends.
-func (w *watchStream) next(t *testing.T) *encryptionv1.PrivateEndpoint {
-	t.Helper()
-	select {
-	case m := <-w.msgs:
-		return m
-	case err := <-w.end:
-		t.Fatalf("the watch ended with %v, want another message", err)
-	case <-waitCtx(t).Done():
-		t.Fatal("no message from the watch")
-	}
-	return nil
-}
-
-// ended returns how the stream ended, failing the test on a further
-// message.
-func (w *watchStream) ended(t *testing.T) error {
-	t.Helper()
-	select {
-	case m := <-w.msgs:
-		t.Fatalf("the watch sent %v, want its end", m)
-	case err := <-w.end:
-		return err
-	case <-waitCtx(t).Done():
-		t.Fatal("the watch did not end")
-	}
-	return nil
-}
-
-// errREST is how a REST watch's error line reads.
-type errREST struct {
-	code   int
-	status string
-	msg    string
-}
-
-func (e *errREST) Error() string { return fmt.Sprintf("%d %s: %s", e.code, e.status, e.msg) }
-
-func newWatchStream() *watchStream {
-	return &watchStream{msgs: make(chan *encryptionv1.PrivateEndpoint, 100), end: make(chan error, 1)}
-}
+// watchStream is a watch of a private endpoint in progress.
+type watchStream = stream[*encryptionv1.PrivateEndpoint]
 
 // watch starts a watch over the transport named tr.
 func (h *peHarness) watch(t *testing.T, ctx context.Context, tr, group, cloud, id string) *watchStream {
 	t.Helper()
-	w := newWatchStream()
+	w := newStream[*encryptionv1.PrivateEndpoint]()
 	if tr == "gRPC" {
-		stream, err := h.grpc.WatchPrivateEndpoint(ctx, &encryptionv1.WatchPrivateEndpointRequest{
+		s, err := h.grpc.WatchPrivateEndpoint(ctx, &encryptionv1.WatchPrivateEndpointRequest{
 			GroupId: group, CloudProvider: encryptionv1.CloudProvider(encryptionv1.CloudProvider_value[cloud]), EndpointId: id,
 		})
 		if err != nil {
 			t.Fatalf("WatchPrivateEndpoint = %v", err)
 		}
-		go func() {
-			for {
-				m, err := stream.Recv()
-				if err != nil {
-					if errors.Is(err, io.EOF) {
-						err = nil
-					}
-					w.end <- err
-					return
-				}
-				w.msgs <- m
-			}
-		}()
+		w.receive(s.Recv)
 		return w
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.rest.URL+"/v1/groups/"+group+"/encryptionAtRest/"+cloud+"/privateEndpoints/"+id+":watch", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := h.rest.Client().Do(req)
-	if err != nil {
-		t.Fatalf("GET :watch: %v", err)
-	}
-	go func() {
-		defer res.Body.Close()
-		sc := bufio.NewScanner(res.Body)
-		for sc.Scan() {
-			var line struct {
-				Result json.RawMessage `json:"result"`
-				Error  *struct {
-					Code    int    `json:"code"`
-					Status  string `json:"status"`
-					Message string `json:"message"`
-				} `json:"error"`
-			}
-			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-				w.end <- fmt.Errorf("line %q: %w", sc.Text(), err)
-				return
-			}
-			if line.Error != nil {
-				w.end <- &errREST{line.Error.Code, line.Error.Status, line.Error.Message}
-				return
-			}
-			m := &encryptionv1.PrivateEndpoint{}
-			if err := protojson.Unmarshal(line.Result, m); err != nil {
-				w.end <- fmt.Errorf("result %s: %w", line.Result, err)
-				return
-			}
-			w.msgs <- m
-		}
-		w.end <- sc.Err()
-	}()
+	w.get(t, ctx, h.rest.Client(), h.rest.URL+"/v1/groups/"+group+"/encryptionAtRest/"+cloud+"/privateEndpoints/"+id+":watch",
+		func() *encryptionv1.PrivateEndpoint { return &encryptionv1.PrivateEndpoint{} })
 	return w
 }
 

@@ -1,16 +1,13 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -19,10 +16,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -32,7 +27,6 @@ import (
 	"github.com/encryptiond/encryptiond/server"
 	"github.com/encryptiond/encryptiond/server/authz"
 	"github.com/encryptiond/encryptiond/server/caller"
-	"github.com/encryptiond/encryptiond/server/gateway"
 	"github.com/encryptiond/encryptiond/server/monitor"
 	"github.com/encryptiond/encryptiond/server/watch/watchtest"
 )
@@ -94,26 +88,9 @@ func newFleetHarness(t *testing.T, cfg atlastest.EmulatorConfig, policy string) 
 		}
 		opts = append(opts, grpc.ChainUnaryInterceptor(identity, az.Intercept))
 	}
-	lis := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(opts...)
-	encryptionv1.RegisterEncryptionServiceServer(gs, svc)
-	go gs.Serve(lis) //nolint:errcheck // Serve returns when Stop is called.
-	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	h, err := gateway.New(t.Context(), conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rest := httptest.NewServer(h)
-	t.Cleanup(rest.Close)
+	api, rest := serve(t, svc, opts...)
 	return &fleetHarness{
-		harness: &harness{emu: emu, direct: newClient(), grpc: encryptionv1.NewEncryptionServiceClient(conn), rest: rest},
+		harness: &harness{emu: emu, direct: newClient(), grpc: api, rest: rest},
 		clock:   clock,
 		svc:     svc,
 	}
@@ -137,114 +114,23 @@ func (h *fleetHarness) advance(t *testing.T, d time.Duration) {
 	h.clock.Advance(d)
 }
 
-// configStream is a watch of a project's configuration in progress, over
-// either transport.
-type configStream struct {
-	msgs chan *encryptionv1.EncryptionAtRest
-	end  chan error
-}
-
-func (w *configStream) next(t *testing.T) *encryptionv1.EncryptionAtRest {
-	t.Helper()
-	select {
-	case m := <-w.msgs:
-		return m
-	case err := <-w.end:
-		t.Fatalf("the watch ended with %v, want another message", err)
-	case <-waitCtx(t).Done():
-		t.Fatal("no message from the watch")
-	}
-	return nil
-}
-
-// quiet fails the test if the watch has sent a message or ended.
-func (w *configStream) quiet(t *testing.T, why string) {
-	t.Helper()
-	select {
-	case m := <-w.msgs:
-		t.Fatalf("%s: the watch sent %v, want nothing", why, m)
-	case err := <-w.end:
-		t.Fatalf("%s: the watch ended with %v, want it open", why, err)
-	default:
-	}
-}
-
-func (w *configStream) ended(t *testing.T) error {
-	t.Helper()
-	select {
-	case m := <-w.msgs:
-		t.Fatalf("the watch sent %v, want its end", m)
-	case err := <-w.end:
-		return err
-	case <-waitCtx(t).Done():
-		t.Fatal("the watch did not end")
-	}
-	return nil
-}
+// configStream is a watch of a project's configuration in progress.
+type configStream = stream[*encryptionv1.EncryptionAtRest]
 
 // watchConfig starts a watch of group over the transport named tr.
 func (h *fleetHarness) watchConfig(t *testing.T, ctx context.Context, tr, group string) *configStream {
 	t.Helper()
-	w := &configStream{msgs: make(chan *encryptionv1.EncryptionAtRest, 100), end: make(chan error, 1)}
+	w := newStream[*encryptionv1.EncryptionAtRest]()
 	if tr == "gRPC" {
-		stream, err := h.grpc.WatchEncryptionAtRest(ctx, &encryptionv1.WatchEncryptionAtRestRequest{GroupId: group})
+		s, err := h.grpc.WatchEncryptionAtRest(ctx, &encryptionv1.WatchEncryptionAtRestRequest{GroupId: group})
 		if err != nil {
 			t.Fatalf("WatchEncryptionAtRest = %v", err)
 		}
-		go func() {
-			for {
-				m, err := stream.Recv()
-				if err != nil {
-					if errors.Is(err, io.EOF) {
-						err = nil
-					}
-					w.end <- err
-					return
-				}
-				w.msgs <- m
-			}
-		}()
+		w.receive(s.Recv)
 		return w
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.rest.URL+"/v1/groups/"+group+"/encryptionAtRest:watch", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		// The answer's headers come with its first message.
-		res, err := h.rest.Client().Do(req)
-		if err != nil {
-			w.end <- err
-			return
-		}
-		defer res.Body.Close()
-		sc := bufio.NewScanner(res.Body)
-		for sc.Scan() {
-			var line struct {
-				Result json.RawMessage `json:"result"`
-				Error  *struct {
-					Code    int    `json:"code"`
-					Status  string `json:"status"`
-					Message string `json:"message"`
-				} `json:"error"`
-			}
-			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-				w.end <- fmt.Errorf("line %q: %w", sc.Text(), err)
-				return
-			}
-			if line.Error != nil {
-				w.end <- &errREST{line.Error.Code, line.Error.Status, line.Error.Message}
-				return
-			}
-			m := &encryptionv1.EncryptionAtRest{}
-			if err := protojson.Unmarshal(line.Result, m); err != nil {
-				w.end <- fmt.Errorf("result %s: %w", line.Result, err)
-				return
-			}
-			w.msgs <- m
-		}
-		w.end <- sc.Err()
-	}()
+	w.get(t, ctx, h.rest.Client(), h.rest.URL+"/v1/groups/"+group+"/encryptionAtRest:watch",
+		func() *encryptionv1.EncryptionAtRest { return &encryptionv1.EncryptionAtRest{} })
 	return w
 }
 
