@@ -339,19 +339,25 @@ func TestForwardedForLogged(t *testing.T) {
 	t.Parallel()
 	d := startDaemon(t, Config{Dev: true, LogFormat: "json"})
 	const spoofed = "203.0.113.66"
-	// lastCall returns the newest "grpc call" record of GetEncryptionAtRest.
-	lastCall := func(t *testing.T) map[string]any {
+	// call returns the nth "grpc call" record of GetEncryptionAtRest (from
+	// 1), waiting for it: the record is written when the call ends on the
+	// server, which may be after its answer reached the client.
+	call := func(t *testing.T, n int) map[string]any {
 		t.Helper()
-		var last map[string]any
-		for _, rec := range d.log.records(t) {
-			if rec["msg"] == "grpc call" && rec["method"] == encryptionv1.EncryptionService_GetEncryptionAtRest_FullMethodName {
-				last = rec
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			var calls []map[string]any
+			for _, rec := range d.log.records(t) {
+				if rec["msg"] == "grpc call" && rec["method"] == encryptionv1.EncryptionService_GetEncryptionAtRest_FullMethodName {
+					calls = append(calls, rec)
+				}
+			}
+			if len(calls) >= n {
+				return calls[n-1]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no grpc call record %d of GetEncryptionAtRest in the log:\n%s", n, d.log)
 			}
 		}
-		if last == nil {
-			t.Fatalf("no grpc call record of GetEncryptionAtRest in the log:\n%s", d.log)
-		}
-		return last
 	}
 
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", d.url("/v1/groups/"+testGroup+"/encryptionAtRest"), nil)
@@ -364,7 +370,7 @@ func TestForwardedForLogged(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET = %d, want 200", resp.StatusCode)
 	}
-	if got := lastCall(t)["forwarded_for"]; got != "127.0.0.1" {
+	if got := call(t, 1)["forwarded_for"]; got != "127.0.0.1" {
 		t.Errorf("REST call: forwarded_for = %v, want 127.0.0.1 (the HTTP client's own address)", got)
 	}
 
@@ -372,7 +378,7 @@ func TestForwardedForLogged(t *testing.T) {
 	if _, err := encryptionv1.NewEncryptionServiceClient(d.grpcConn(t)).GetEncryptionAtRest(ctx, &encryptionv1.GetEncryptionAtRestRequest{GroupId: testGroup}); err != nil {
 		t.Fatalf("GetEncryptionAtRest() = %v", err)
 	}
-	if got, ok := lastCall(t)["forwarded_for"]; ok {
+	if got, ok := call(t, 2)["forwarded_for"]; ok {
 		t.Errorf("gRPC call: forwarded_for = %v, want none", got)
 	}
 }
