@@ -1,15 +1,22 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
+	"github.com/encryptiond/encryptiond/atlas"
+	"github.com/encryptiond/encryptiond/atlas/atlastest"
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/server"
 )
 
 // Round trips to Atlas are most of the service's latency: these tests
@@ -151,22 +158,52 @@ func TestCoalescedGets(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := newHarness(t)
-			h.warm(t)
-			h.emu.SetLatency(2 * time.Second)
+			// Atlas answers nothing while gate is shut, so that every call
+			// is in the service before the first answer, however slowly
+			// a loaded machine starts them.
+			gate := make(chan struct{})
+			var shut atomic.Bool
+			emu := atlastest.NewEmulator(atlastest.EmulatorConfig{PublicKey: "e2e-public", PrivateKey: "e2e-private-key", AutoCreateGroups: true})
+			atlasSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if shut.Load() {
+					<-gate
+				}
+				emu.ServeHTTP(w, r)
+			}))
+			t.Cleanup(atlasSrv.Close)
+			client, err := atlas.NewClient(atlas.WithBaseURL(atlasSrv.URL), atlas.WithDigest("e2e-public", "e2e-private-key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var arrived atomic.Int64
+			count := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+				arrived.Add(1)
+				return handler(ctx, req)
+			}
+			api, _ := serve(t, server.New(client), grpc.UnaryInterceptor(count))
+			if _, err := api.GetEncryptionAtRest(t.Context(), &encryptionv1.GetEncryptionAtRestRequest{GroupId: tripsWarmup}); err != nil {
+				t.Fatalf("warm-up Get = %v", err) // the digest challenge, answered
+			}
+			emu.ResetStats()
+			arrived.Store(0)
+			shut.Store(true)
 
-			start := make(chan struct{})
 			errs := make(chan error, tt.calls)
 			var wg sync.WaitGroup
 			for i := range tt.calls {
 				wg.Go(func() {
-					<-start
 					group := fmt.Sprintf("%024x", i%tt.groups)
-					_, err := h.grpc.GetEncryptionAtRest(t.Context(), &encryptionv1.GetEncryptionAtRestRequest{GroupId: group})
+					_, err := api.GetEncryptionAtRest(t.Context(), &encryptionv1.GetEncryptionAtRestRequest{GroupId: group})
 					errs <- err
 				})
 			}
-			close(start)
+			for deadline := time.Now().Add(30 * time.Second); arrived.Load() < int64(tt.calls); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d calls reached the service", arrived.Load(), tt.calls)
+				}
+			}
+			time.Sleep(50 * time.Millisecond) // from the interceptor to the shared read
+			close(gate)
 			wg.Wait()
 			close(errs)
 			for err := range errs {
@@ -174,7 +211,7 @@ func TestCoalescedGets(t *testing.T) {
 					t.Fatalf("Get = %v", err)
 				}
 			}
-			if s := h.emu.Stats(); s.Requests > tt.maxExchanges || s.Gets < int64(tt.groups) {
+			if s := emu.Stats(); s.Requests > tt.maxExchanges || s.Gets < int64(tt.groups) {
 				t.Errorf("%d concurrent Gets over %d projects cost %d Atlas exchanges (%d GET), want %d to %d",
 					tt.calls, tt.groups, s.Requests, s.Gets, tt.groups, tt.maxExchanges)
 			}
