@@ -94,6 +94,9 @@ func (s *Server) pollConfig(ctx context.Context, groupID string) (*encryptionv1.
 		return nil, err
 	}
 	cfg, err := s.read(ctx, groupID)
+	if ctx.Err() != nil {
+		return nil, ctx.Err() // the last watcher left: not a failed poll
+	}
 	s.observePoll(PollEncryptionAtRest, err)
 	if err != nil {
 		st := fromAtlas(ctx, err, groupID, nil, nil)
