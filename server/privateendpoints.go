@@ -282,9 +282,12 @@ func (s *Server) WatchPrivateEndpoint(req *encryptionv1.WatchPrivateEndpointRequ
 // the watch's schedule; any other ends the watch.
 func (s *Server) pollEndpoint(ctx context.Context, key endpointKey) (*encryptionv1.PrivateEndpoint, error) {
 	ep, err := s.atlas.GetPrivateEndpoint(ctx, key.groupID, key.provider.cloud.String(), key.endpointID)
-	if gone(err) {
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err() // the last watcher left: not a failed poll
+	case gone(err):
 		s.observePoll(PollPrivateEndpoint, nil)
-	} else {
+	default:
 		s.observePoll(PollPrivateEndpoint, err)
 	}
 	switch {
