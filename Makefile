@@ -17,14 +17,14 @@ GATEWAY_V1 := github.com/grpc-ecosystem/grpc-gateway@v1.16.0
 .DEFAULT_GOAL := help
 
 .PHONY: help
-help: ## Show this help.
+help: ## List the targets and what each does for you.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 # ARGS are more flags for `make run`, e.g. ARGS='-grpc-addr :19090 -http-addr :18080'.
 ARGS ?=
 
 .PHONY: run
-run: ## Start encryptiond on its embedded Atlas emulator (gRPC :9090, REST :8080); more flags in ARGS='…'.
+run: ## Start encryptiond -dev on 127.0.0.1 (gRPC :9090, REST :8080) with its built-in Atlas emulator: no account needed. More flags: ARGS='-grpc-addr :9191'.
 	$(GO) run ./cmd/encryptiond -dev $(ARGS)
 
 # server/daemon's TestNodeReflectionClient runs a Node gRPC client that knows
@@ -37,7 +37,7 @@ NODE_CLIENT := server/daemon/testdata/node-reflection
 NODE_PREFIX := .build/node-reflection
 
 .PHONY: test
-test: ## Run every test with the race detector (with npm on PATH, a Node reflection client too).
+test: ## Run every test, deployment kit included, with the race detector (with npm on PATH, also a Node client that knows the API only by reflection).
 	@if command -v npm >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory $(NODE_PREFIX)/installed || \
 	    echo "make test: could not install the Node reflection client; TestNodeReflectionClient will skip" >&2; \
@@ -59,7 +59,7 @@ $(NODE_PREFIX)/installed: $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-loc
 # product's go.mod): the manifests, the Dockerfile against `make build`, the
 # LICENSE.
 .PHONY: test-deploy
-test-deploy: ## Test the deployment kit only (deploy/, Dockerfile, LICENSE).
+test-deploy: ## Test only the deployment kit: the Kubernetes manifests, the Dockerfile against make build, the LICENSE.
 	$(GO) -C deploy test -race -shuffle=on -count=1 ./...
 
 # Every fuzz target, as package:Target. `make test` runs their seed corpora
@@ -72,7 +72,7 @@ FUZZ_TARGETS := ./server:FuzzUpdateRules ./server:FuzzRESTUpdate ./atlas:FuzzDec
 FUZZTIME ?= 100000x
 
 .PHONY: fuzz
-fuzz: ## Fuzz each target for FUZZTIME executions (default 100000x; CI uses fewer).
+fuzz: ## Fuzz the update rules, REST request parsing, the decoding of Atlas's answers and secret redaction, FUZZTIME executions each (default 100000x).
 	@for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$name in $$pkg for $(FUZZTIME)"; \
@@ -83,7 +83,7 @@ fuzz: ## Fuzz each target for FUZZTIME executions (default 100000x; CI uses fewe
 SOAK_DURATION ?= 5m
 
 .PHONY: soak
-soak: ## Soak the daemon for SOAK_DURATION (default 5m) with 5% Atlas faults; results into BENCH.md.
+soak: ## Run the daemon under steady load for SOAK_DURATION (default 5m) with Atlas failing 5% of calls; writes the results into BENCH.md.
 	$(GO) build -o .build/soak/ ./cmd/encryptiond ./cmd/atlas-emulator ./cmd/encryptiond-soak
 	.build/soak/encryptiond-soak -bin .build/soak -duration $(SOAK_DURATION) -out BENCH.md
 
@@ -93,7 +93,7 @@ soak: ## Soak the daemon for SOAK_DURATION (default 5m) with 5% Atlas faults; re
 CHAOS_DURATION ?= 2m
 
 .PHONY: chaos
-chaos: ## Soak for CHAOS_DURATION (default 2m) through restarts, dropped connections and SIGTERMs; account for every change; results into BENCH.md.
+chaos: ## Like soak, for CHAOS_DURATION (default 2m), through Atlas restarts, dropped connections and daemon SIGTERMs; checks every change against Atlas; writes BENCH.md.
 	$(GO) build -o .build/soak/ ./cmd/encryptiond ./cmd/atlas-emulator ./cmd/encryptiond-soak
 	.build/soak/encryptiond-soak -bin .build/soak -duration $(CHAOS_DURATION) -chaos -out BENCH.md
 
@@ -105,24 +105,24 @@ GO_BUILD_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w'
 BIN            ?= bin
 
 .PHONY: build
-build: ## Build the binaries into bin/ (BIN=dir), static, as the Dockerfile builds them.
+build: ## Build encryptiond and the other commands into bin/ (BIN=dir): static binaries, built as the Dockerfile builds encryptiond.
 	$(GO_BUILD_ENV) $(GO) build $(GO_BUILD_FLAGS) -o $(BIN)/ ./cmd/...
 
 BENCH_BIN := .build/bench
 
 .PHONY: bench
-bench: ## Measure round trips, latency, throughput and memory against a reference proxy; results into BENCH.md (~4 min; uses wrk and curl if installed).
+bench: ## Measure round trips, latency, throughput and memory against a reference proxy (~4 min; uses wrk and curl if installed); writes BENCH.md.
 	$(GO) build -o $(BENCH_BIN)/ ./cmd/encryptiond ./cmd/atlas-emulator ./cmd/encryptiond-bench
 	$(GO) -C tools build -o ../$(BENCH_BIN)/ github.com/bojand/ghz/cmd/ghz
 	$(BENCH_BIN)/encryptiond-bench -bin $(BENCH_BIN) -out BENCH.md
 
 .PHONY: check-alerts
-check-alerts: ## Check deploy/prometheus/alerts.yaml with promtool and run its tests (alerts_test.yaml).
+check-alerts: ## Check the Prometheus alert rules in deploy/prometheus/ with promtool, and run their tests.
 	cd deploy/prometheus && $(GO) tool -modfile=../../tools/go.mod promtool check rules alerts.yaml
 	cd deploy/prometheus && $(GO) tool -modfile=../../tools/go.mod promtool test rules alerts_test.yaml
 
 .PHONY: protodeps
-protodeps: ## Copy the imported third-party .proto files from Go modules into .build/.
+protodeps: ## Fetch the third-party .proto files the API imports into .build/ (generate and lint do it themselves).
 	@rm -rf $(PROTODEPS)
 	@mkdir -p $(PROTODEPS)/google/api $(PROTODEPS)/google/rpc
 	@gw1=$$($(GO) mod download -json $(GATEWAY_V1) | grep '"Dir"' | cut -d'"' -f4) && \
@@ -133,17 +133,17 @@ protodeps: ## Copy the imported third-party .proto files from Go modules into .b
 	@chmod -R u+w $(PROTODEPS)
 
 .PHONY: generate
-generate: protodeps ## Regenerate gen/ from proto/.
+generate: protodeps ## After changing a .proto: regenerate gen/ (Go code, gateway, OpenAPI).
 	$(BUF) generate
 	$(GO) -C tools run ./openapi-params ../gen/openapiv2/encryptiond.swagger.json
 
 .PHONY: check-generate
-check-generate: generate ## Regenerate and fail if gen/ differs from what is committed.
+check-generate: generate ## Fail if gen/ is not what proto/ generates (CI runs it).
 	@git add -N gen && git diff --exit-code --stat -- gen || \
 	  (echo "gen/ is stale: run 'make generate' and commit the result" >&2; exit 1)
 
 .PHONY: lint
-lint: protodeps ## buf lint, buf format, gofmt and go vet.
+lint: protodeps ## Check the .proto files (buf lint, buf format) and the Go code (gofmt, go vet).
 	$(BUF) lint proto
 	$(BUF) format -d --exit-code proto
 	@out=$$(gofmt -l $$(git ls-files '*.go' ; git ls-files --others --exclude-standard '*.go')); \
@@ -157,12 +157,12 @@ lint: protodeps ## buf lint, buf format, gofmt and go vet.
 AGAINST := .build/against
 
 .PHONY: breaking
-breaking: protodeps ## Check proto/ for breaking changes against main.
+breaking: protodeps ## Check that proto/ breaks no client of the API as it is on the main branch.
 	@rm -rf $(AGAINST) && mkdir -p $(AGAINST)/.build
 	@git archive main buf.yaml proto | tar -x -C $(AGAINST)
 	@cp -R $(PROTODEPS) $(AGAINST)/.build/
 	$(BUF) breaking --against $(AGAINST)
 
 .PHONY: clean
-clean: ## Remove build output.
+clean: ## Remove build output (bin/, .build/).
 	rm -rf bin .build

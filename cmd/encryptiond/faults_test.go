@@ -29,7 +29,7 @@ import (
 
 // The fault matrix drives the real encryptiond binary against an emulator
 // that misbehaves in one way per case, and checks what a caller sees: the
-// documented code (server/errors.go, the README's fault table) within the
+// documented code (server/errors.go, docs/FAULTS.md's fault table) within the
 // caller's deadline, a daemon still SERVING afterwards, the audit record of
 // a change, how many PATCHes reached Atlas, and no secret anywhere.
 

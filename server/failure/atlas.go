@@ -11,7 +11,7 @@ type AtlasCode struct {
 }
 
 // AtlasCodes maps every errorCode Atlas documents for encryption at rest
-// to its gRPC code and remedy. README › "Atlas's error codes" shows the same
+// to its gRPC code and remedy. docs/ERRORS.md shows the same
 // table; a test holds the two together. An errorCode not listed here falls
 // back on its HTTP status (server/errors.go).
 //

@@ -10,63 +10,67 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// readmeSection is the README heading over the table of Atlas's error
-// codes.
-const readmeSection = "### Atlas's error codes"
+// The table of Atlas's error codes is in docs/ERRORS.md, under this
+// heading.
+const (
+	codesDoc     = "../../docs/ERRORS.md"
+	codesSection = "# Atlas's error codes"
+)
 
-// TestAtlasCodesMatchREADME holds README's table of Atlas's error codes to
-// AtlasCodes: the same codes, each with the same gRPC code and remedy.
-func TestAtlasCodesMatchREADME(t *testing.T) {
+// TestAtlasCodesMatchDocs holds docs/ERRORS.md's table of Atlas's error
+// codes to AtlasCodes: the same codes, each with the same gRPC code and
+// remedy.
+func TestAtlasCodesMatchDocs(t *testing.T) {
 	t.Parallel()
-	f, err := os.Open("../../README.md")
+	f, err := os.Open(codesDoc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	readme := map[string]AtlasCode{}
+	documented := map[string]AtlasCode{}
 	in := false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
-		case line == readmeSection:
+		case line == codesSection:
 			in = true
 		case in && strings.HasPrefix(line, "#"):
 			in = false
 		case in && strings.HasPrefix(line, "| `"):
 			cells := strings.Split(strings.Trim(line, "| "), " | ")
 			if len(cells) != 3 {
-				t.Fatalf("README row %q: want 3 cells: errorCode, gRPC code, what to do", line)
+				t.Fatalf("docs/ERRORS.md row %q: want 3 cells: errorCode, gRPC code, what to do", line)
 			}
 			errorCode := strings.Trim(cells[0], "`")
 			c, ok := code.Code_value[cells[1]]
 			if !ok {
-				t.Errorf("README row %s: %q is not a gRPC code", errorCode, cells[1])
+				t.Errorf("docs/ERRORS.md row %s: %q is not a gRPC code", errorCode, cells[1])
 			}
-			if _, dup := readme[errorCode]; dup {
-				t.Errorf("README lists %s twice", errorCode)
+			if _, dup := documented[errorCode]; dup {
+				t.Errorf("docs/ERRORS.md lists %s twice", errorCode)
 			}
-			readme[errorCode] = AtlasCode{Code: codes.Code(c), Remedy: cells[2]}
+			documented[errorCode] = AtlasCode{Code: codes.Code(c), Remedy: cells[2]}
 		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if len(readme) == 0 {
-		t.Fatalf("README has no table under %q", readmeSection)
+	if len(documented) == 0 {
+		t.Fatalf("%s has no table under %q", codesDoc, codesSection)
 	}
 	for errorCode, want := range AtlasCodes {
-		got, ok := readme[errorCode]
+		got, ok := documented[errorCode]
 		switch {
 		case !ok:
-			t.Errorf("README's table lacks %s", errorCode)
+			t.Errorf("docs/ERRORS.md's table lacks %s", errorCode)
 		case got != want:
-			t.Errorf("README's %s = %v, %q; AtlasCodes says %v, %q", errorCode, got.Code, got.Remedy, want.Code, want.Remedy)
+			t.Errorf("docs/ERRORS.md's %s = %v, %q; AtlasCodes says %v, %q", errorCode, got.Code, got.Remedy, want.Code, want.Remedy)
 		}
 	}
-	for errorCode := range readme {
+	for errorCode := range documented {
 		if _, ok := AtlasCodes[errorCode]; !ok {
-			t.Errorf("README's table has %s, which AtlasCodes does not", errorCode)
+			t.Errorf("docs/ERRORS.md's table has %s, which AtlasCodes does not", errorCode)
 		}
 	}
 }
