@@ -277,9 +277,15 @@ func checkCredentials(t *testing.T, c *corev1.Container) {
 	}
 }
 
+// shutdownOverrun is how long the daemon may run after -shutdown-timeout:
+// daemon.ShutdownOverrun (server/daemon/shutdown.go), which this module
+// cannot import.
+const shutdownOverrun = 12 * time.Second
+
 // checkAvailability: several replicas, a budget that keeps one serving,
 // rolling updates that never go below the replica count, and a grace period
-// that covers the preStop pause plus -shutdown-timeout.
+// that covers the preStop pause, -shutdown-timeout and the daemon's overrun
+// after it.
 func checkAvailability(t *testing.T, objs *objects, d *appsv1.Deployment, c *corev1.Container) {
 	replicas := int32(1)
 	if d.Spec.Replicas != nil {
@@ -314,8 +320,8 @@ func checkAvailability(t *testing.T, objs *objects, d *appsv1.Deployment, c *cor
 	if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
 		grace = time.Duration(*g) * time.Second
 	}
-	if grace <= pause+shutdown {
-		t.Errorf("terminationGracePeriodSeconds %v, want more than preStop %v + -shutdown-timeout %v", grace, pause, shutdown)
+	if grace <= pause+shutdown+shutdownOverrun {
+		t.Errorf("terminationGracePeriodSeconds %v, want more than preStop %v + -shutdown-timeout %v + the daemon's overrun %v", grace, pause, shutdown, shutdownOverrun)
 	}
 }
 

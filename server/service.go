@@ -40,11 +40,10 @@ func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetE
 // two round trips. A change of an Azure field that cannot change while the
 // provider has private endpoints (request.needsEndpoints) also lists those:
 // three. validate_only always reads the state and never writes; a
-// validate-only disable also reads the clusters and the private endpoints,
-// to predict Atlas's refusal. A PATCH naming a role that Atlas cannot use
-// yet is sent again while the role propagates (lifecycle.go); a disable
-// Atlas refuses costs more GETs, of the clusters and the private endpoints,
-// to name what blocks it.
+// validate-only disable also reads the clusters, to predict Atlas's
+// refusal. A PATCH naming a role that Atlas cannot use yet is sent again
+// while the role propagates (lifecycle.go); a disable Atlas refuses costs
+// one more GET, of the clusters, to name the ones that block it.
 //
 // Changes of one project are serialized within the process: the state read,
 // the rule check and the PATCH run under the project's lock. The state read

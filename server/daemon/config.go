@@ -293,7 +293,7 @@ func newFlagSet(cfg *Config) *flag.FlagSet {
 	fs.StringVar(&cfg.LogFormat, "log-format", "json", "log `format`: json or text")
 	cfg.LogLevel = slog.LevelInfo
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "minimum log `level`: debug, info, warn or error")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "how long in-flight calls may finish after SIGTERM or SIGINT")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "how long in-flight calls may finish after SIGTERM or SIGINT; calls still running are then answered, and the process waits for Atlas to answer changes already sent, so it may run up to "+ShutdownOverrun.String()+" longer")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate `file`; with -tls-key, gRPC and HTTP serve TLS (default none: plaintext)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` for -tls-cert (default none)")
 	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "PEM CA bundle `file`; when given, callers must present a client certificate it signed (mutual TLS) (default none: no client authentication)")

@@ -42,6 +42,12 @@ const cutGrace = 2 * time.Second
 // answers to PATCHes it has already answered OUTCOME_UNKNOWN.
 const atlasGrace = 10 * time.Second
 
+// ShutdownOverrun is the longest the process runs after -shutdown-timeout
+// has passed: cutGrace, then atlasGrace. A supervisor's grace period
+// (Kubernetes' terminationGracePeriodSeconds) must cover -shutdown-timeout
+// plus this; deploy/manifests_test.go checks the shipped manifests.
+const ShutdownOverrun = cutGrace + atlasGrace
+
 // stopper ends the contexts of the calls in flight when the shutdown
 // timeout passes. Its interceptors give every call a context that cut
 // cancels.
