@@ -191,7 +191,7 @@ func watchEndedWith(ctx context.Context, info failure.Info, what string) error {
 	switch {
 	case errors.Is(context.Cause(ctx), ErrStopping):
 		info.Reason, info.HTTPStatus = failure.ReasonShuttingDown, http.StatusServiceUnavailable
-		return failure.New(codes.Unavailable, "encryptiond is shutting down: "+what+" ended; watch again", info)
+		return failure.New(codes.Unavailable, "encryptiond is shutting down: it ended "+what+"; watch again", info)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		info.Reason, info.HTTPStatus = failure.ReasonDeadlineExceeded, http.StatusGatewayTimeout
 		return failure.New(codes.DeadlineExceeded, "the caller's deadline ended "+what, info)

@@ -319,19 +319,10 @@ func deleted(key endpointKey) *encryptionv1.PrivateEndpoint {
 func watchEnded(ctx context.Context, key endpointKey, last *encryptionv1.PrivateEndpoint) error {
 	seen := "before its first state was read"
 	if last != nil {
-		seen = "while it was " + last.GetStatus().String()
+		seen = "last seen " + last.GetStatus().String()
 	}
 	info := failure.Info{Domain: failure.DomainService, GroupID: key.groupID, Provider: key.provider.atlas}
-	switch {
-	case errors.Is(context.Cause(ctx), ErrStopping):
-		info.Reason, info.HTTPStatus = failure.ReasonShuttingDown, http.StatusServiceUnavailable
-		return failure.New(codes.Unavailable, "encryptiond is shutting down: the watch of private endpoint "+key.endpointID+" ended "+seen+"; watch again", info)
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		info.Reason, info.HTTPStatus = failure.ReasonDeadlineExceeded, http.StatusGatewayTimeout
-		return failure.New(codes.DeadlineExceeded, "the caller's deadline passed "+seen+": private endpoint "+key.endpointID+" was neither ready nor gone", info)
-	}
-	info.Reason, info.HTTPStatus = failure.ReasonCanceled, 499
-	return failure.New(codes.Canceled, "the caller cancelled the watch of private endpoint "+key.endpointID, info)
+	return watchEndedWith(ctx, info, "the watch of private endpoint "+key.endpointID+" ("+seen+")")
 }
 
 // endpointToProto converts Atlas's endpoint of provider p. A status this
