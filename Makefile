@@ -111,7 +111,7 @@ build: ## Build encryptiond and the other commands into bin/ (BIN=dir): static b
 BENCH_BIN := .build/bench
 
 .PHONY: bench
-bench: ## Measure round trips, latency, throughput and memory against a reference proxy (~4 min; uses wrk and curl if installed); writes BENCH.md.
+bench: ## Measure round trips, latency, throughput and memory against a reference proxy, and watches and lists at fleet scale (~2 min; uses wrk and curl if installed); writes BENCH.md.
 	$(GO) build -o $(BENCH_BIN)/ ./cmd/encryptiond ./cmd/atlas-emulator ./cmd/encryptiond-bench
 	$(GO) -C tools build -o ../$(BENCH_BIN)/ github.com/bojand/ghz/cmd/ghz
 	$(BENCH_BIN)/encryptiond-bench -bin $(BENCH_BIN) -out BENCH.md

@@ -23,6 +23,14 @@
 // a small shared machine as on a large one. Rows that compare the load
 // tools with each other are shown for information, without a verdict.
 //
+// The fleet steps (watch, fanout, list; see fleet.go) run against an
+// emulator and a daemon of their own, started for them: 10,000
+// WatchEncryptionAtRest streams over 100 projects polled every 10 s (the
+// Atlas GETs per interval and the daemon's peak RSS), an update reaching
+// 1000 watchers of its project, and ListEncryptionAtRest over 1000
+// projects at 50 ms per Atlas exchange. Their targets are counts and
+// absolute limits.
+//
 // Every load run is bounded by a count or a duration; the child processes
 // are stopped when the driver exits or is interrupted (and are sent SIGTERM
 // if it dies).
@@ -39,8 +47,8 @@
 //	-daemon-cpus  GOMAXPROCS of the daemon and the reference proxy, as in a container
 //	              limited to that many CPUs; 0 is Go's default, every core (default 1)
 //	-steps        only these steps, e.g. overhead,200-callers (of round-trips, curl,
-//	              coalescing, overhead, 200-callers, throughput, memory); such a run
-//	              does not write -out
+//	              coalescing, overhead, 200-callers, throughput, memory, watch,
+//	              fanout, list); such a run does not write -out
 //	-daemon-args  extra flags for encryptiond, space-separated
 //	-daemon-env   extra environment for encryptiond (NAME=value, space-separated)
 //

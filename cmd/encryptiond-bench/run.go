@@ -35,9 +35,12 @@ const (
 	stepCallers    = "200-callers" // latency and CPU, 200 callers at 50 ms
 	stepThroughput = "throughput"  // rates at zero latency
 	stepMemory     = "memory"      // RSS idle and at 1000 callers
+	stepWatch      = "watch"       // Atlas GETs and RSS at 10,000 watchers (fleet.go)
+	stepFanout     = "fanout"      // an update reaching 1000 watchers
+	stepList       = "list"        // ListEncryptionAtRest over 1000 projects
 )
 
-var stepNames = []string{stepRoundTrips, stepCurl, stepCoalescing, stepOverhead, stepCallers, stepThroughput, stepMemory}
+var stepNames = []string{stepRoundTrips, stepCurl, stepCoalescing, stepOverhead, stepCallers, stepThroughput, stepMemory, stepWatch, stepFanout, stepList}
 
 // daemonArgs are the flags the driver gives every daemon: Atlas speaks
 // HTTP/2 (over HTTPS), so concurrent calls share a few connections; the
@@ -140,6 +143,11 @@ type bench struct {
 	// step is not measured.
 	wrk, curl bool
 
+	// fleetEmu and fleetD are the fleet steps' own emulator and daemon,
+	// once one of them has run (see startFleet).
+	fleetEmu *procs.Emulator
+	fleetD   *procs.Daemon
+
 	rows  []row
 	notes []string
 	// steady accumulates the emulator's counters over the daemon's load
@@ -190,11 +198,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer b.emu.Proc.Stop()
-	b.d, err = b.startDaemon(ctx, b.harness)
+	b.d, err = b.startDaemon(ctx, b.harness, b.emu)
 	if err != nil {
 		return err
 	}
 	defer func() { b.d.Stop() }() // b.d changes on restart
+	defer b.stopFleet()
 	fmt.Fprintf(stdout, "emulator %s (pid %d); encryptiond grpc %s http %s (pid %d)\n",
 		b.emu.URL, b.emu.Proc.PID(), b.d.GRPCAddr, b.d.HTTPAddr, b.d.Proc.PID())
 
@@ -231,6 +240,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		{stepCallers, "200 concurrent callers at 50 ms", b.concurrent200},
 		{stepThroughput, "throughput, zero latency", b.throughput},
 		{stepMemory, "memory at 1000 concurrent callers", b.memory1000},
+		{stepWatch, "10,000 concurrent watchers over 100 projects, polled every 10 s", b.watch10000},
+		{stepFanout, "an update reaching 1000 watchers of its project", b.fanout},
+		{stepList, "ListEncryptionAtRest over 1000 projects at 50 ms", b.list1000},
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -280,6 +292,7 @@ const (
 	pfxOverhead
 	pfxRawWRK
 	pfxLoad
+	pfxFleet
 )
 
 // The load runs cycle through one pool of projects, far more than there
@@ -292,9 +305,9 @@ const loadPool = 4096
 
 func loadGroup(i int64) string { return group(pfxLoad, i%loadPool) }
 
-// startDaemon starts a daemon with h and the driver's flags.
-func (b *bench) startDaemon(ctx context.Context, h procs.Harness) (*procs.Daemon, error) {
-	d, err := h.StartDaemon(ctx, b.emu, b.dargs...)
+// startDaemon starts a daemon of emu with h, the driver's flags and args.
+func (b *bench) startDaemon(ctx context.Context, h procs.Harness, emu *procs.Emulator, args ...string) (*procs.Daemon, error) {
+	d, err := h.StartDaemon(ctx, emu, slices.Concat(b.dargs, args)...)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +320,7 @@ func (b *bench) startDaemon(ctx context.Context, h procs.Harness) (*procs.Daemon
 func (b *bench) restartDaemon(ctx context.Context) error {
 	before, _ := procs.ReadMemory(b.d.Proc.PID())
 	b.d.Stop()
-	d, err := b.startDaemon(ctx, b.harness)
+	d, err := b.startDaemon(ctx, b.harness, b.emu)
 	if err != nil {
 		return err
 	}
@@ -538,7 +551,7 @@ func (b *bench) overhead(ctx context.Context) error {
 	if b.cfg.daemonCPUs != 0 {
 		h := b.harness
 		h.DaemonEnv = b.cfg.daemonEnv
-		d, err := b.startDaemon(ctx, h)
+		d, err := b.startDaemon(ctx, h, b.emu)
 		if err != nil {
 			return err
 		}

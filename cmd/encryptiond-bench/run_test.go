@@ -35,6 +35,11 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("defaults: steps = %v, cpuEnv() = %v; want every step, GOMAXPROCS=1", c.steps, c.cpuEnv())
 	}
 
+	c, err = parseFlags([]string{"-steps", "watch,fanout,list"}, io.Discard)
+	if err != nil || !c.runs(stepWatch) || !c.runs(stepFanout) || !c.runs(stepList) || c.runs(stepMemory) {
+		t.Errorf("parseFlags(-steps watch,fanout,list) = %v, %v; want the three fleet steps only", c.steps, err)
+	}
+
 	for _, bad := range [][]string{{"-steps", "4"}, {"-steps", "overhead,x"}, {"-daemon-cpus", "-1"}, {"-duration", "10ms"}, {"extra"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) = nil error", bad)

@@ -7,8 +7,8 @@
 // and the directory for the children's logs. Harness.StartEmulator starts
 // cmd/atlas-emulator on a random port of 127.0.0.1 with generated digest
 // credentials and returns an *Emulator, whose methods drive the emulator's
-// /_emulator/ control endpoints (counters, latency, injected faults, a
-// project's state). Harness.StartDaemon then starts cmd/encryptiond against
+// /_emulator/ control endpoints (counters, latency, injected faults, the
+// projects it lists, a project's state). Harness.StartDaemon then starts cmd/encryptiond against
 // that emulator, with the credentials in its environment and both listeners
 // on random ports, and returns a *Daemon with their addresses, a gRPC
 // client of it, and Daemon.Metrics to read its /metrics. Each child is a

@@ -96,6 +96,22 @@ func (e *Emulator) Stats(ctx context.Context) (atlastest.EmulatorStats, error) {
 	return s, err
 }
 
+// Calls reads the emulator's counts of authenticated requests by method
+// and resource, such as "GET encryptionAtRest" and "GET groups" (see
+// atlastest.Emulator.Calls); ResetStats zeroes them.
+func (e *Emulator) Calls(ctx context.Context) (map[string]int64, error) {
+	var c map[string]int64
+	err := e.control(ctx, http.MethodGet, "calls", &c)
+	return c, err
+}
+
+// AddProject makes the project id exist with name, listed by GET
+// /api/atlas/v2/groups: what an emulator started with
+// -auto-create-groups=false serves.
+func (e *Emulator) AddProject(ctx context.Context, id, name string) error {
+	return e.control(ctx, http.MethodPost, "groups?"+url.Values{"id": {id}, "name": {name}}.Encode(), nil)
+}
+
 // SetLatency delays every later Atlas exchange by d; 0 removes the delay.
 func (e *Emulator) SetLatency(ctx context.Context, d time.Duration) error {
 	return e.control(ctx, http.MethodPost, "latency?d="+d.String(), nil)

@@ -189,6 +189,20 @@ func TestEmulatorControl(t *testing.T) {
 	if err := e.ResetStats(ctx); err != nil || emu.Stats() != (atlastest.EmulatorStats{}) {
 		t.Errorf("ResetStats() = %v, emulator stats %+v, want nil and zero", err, emu.Stats())
 	}
+	if err := e.AddProject(ctx, group, "a project & more"); err != nil {
+		t.Errorf("AddProject() = %v", err)
+	}
+	signed, err := atlas.NewClient(atlas.WithBaseURL(srv.URL), atlas.WithDigest("pub", "priv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := signed.ListGroups(ctx, 1, 10)
+	if err != nil || len(groups.Results) != 1 || groups.Results[0].ID != group || groups.Results[0].Name != "a project & more" {
+		t.Errorf("after AddProject, ListGroups() = %+v, %v, want the project with its name", groups, err)
+	}
+	if got, err := e.Calls(ctx); err != nil || got["GET groups"] != 1 || len(got) != 1 {
+		t.Errorf("Calls() = %v, %v, want one GET groups", got, err)
+	}
 	st, err := e.State(ctx, group)
 	if _, ok := st["awsKms"]; err != nil || !ok {
 		t.Errorf("State(%s) = %v, %v, want a document with awsKms", group, st, err)
