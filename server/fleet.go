@@ -269,7 +269,9 @@ const maxGroupPages = 20
 
 // visibleGroups returns up to size projects from Atlas's list, starting at
 // cursor at, that allowed lets through (nil: every one), and the cursor of
-// the next, nil at the end of the list.
+// the next, nil at the end of the list. It reads no page of Atlas's it
+// does not need: a full page ends where its last project is, so the next
+// may find nothing to show when the rest is filtered out.
 func (s *Server) visibleGroups(ctx context.Context, at paging.Cursor, size int, allowed func(string) bool) ([]atlas.Group, *paging.Cursor, error) {
 	var out []atlas.Group
 	for pages := 1; ; pages++ {
@@ -277,17 +279,27 @@ func (s *Server) visibleGroups(ctx context.Context, at paging.Cursor, size int, 
 		if err != nil {
 			return nil, nil, err
 		}
+		more := len(page.Results) > 0 && page.HasNext(atlas.ListOptions{PageNum: at.Page, ItemsPerPage: paging.MaxSize})
 		for i := at.Offset; i < len(page.Results); i++ {
 			g := page.Results[i]
 			if allowed != nil && !allowed(g.ID) {
 				continue
 			}
-			if len(out) == size {
-				return out, &paging.Cursor{Page: at.Page, Offset: i}, nil
-			}
 			out = append(out, g)
+			if len(out) < size {
+				continue
+			}
+			// The page is full: the next one starts after g, on this page
+			// of Atlas's or the next, if Atlas has more.
+			switch {
+			case i+1 < len(page.Results):
+				return out, &paging.Cursor{Page: at.Page, Offset: i + 1}, nil
+			case more:
+				return out, &paging.Cursor{Page: at.Page + 1}, nil
+			}
+			return out, nil, nil
 		}
-		if len(page.Results) == 0 || !page.HasNext(atlas.ListOptions{PageNum: at.Page, ItemsPerPage: paging.MaxSize}) {
+		if !more {
 			return out, nil, nil
 		}
 		at = paging.Cursor{Page: at.Page + 1}

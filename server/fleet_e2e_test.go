@@ -402,6 +402,10 @@ func TestListAcrossPagesWithAProjectFailing(t *testing.T) {
 			t.Errorf("%s: listed %v in %d pages, want %v in 3", tr, got, pages, want)
 		}
 	}
+	// Each page read the one page of Atlas's list it needed, no more.
+	if got := h.emu.Calls()["GET groups"]; got != 6 {
+		t.Errorf("two listings of 3 pages read Atlas's project list %d times, want 6", got)
+	}
 }
 
 func TestListRefusesATamperedPageToken(t *testing.T) {

@@ -173,7 +173,7 @@ func New(cfg Config, logger *slog.Logger, stdout io.Writer) (d *Daemon, err erro
 		metrics.InitializeMetrics(s)
 	}
 
-	d.probes = grpc.NewServer(grpc.ChainStreamInterceptor(endStreamsOnShutdown(d.stop.stopping)))
+	d.probes = grpc.NewServer(grpc.ChainStreamInterceptor(d.stop.stream))
 	healthpb.RegisterHealthServer(d.probes, d.health)
 
 	// The gateway's client connection reaches the internal gRPC server in

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -24,7 +23,6 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
-	"github.com/encryptiond/encryptiond/server"
 	"github.com/encryptiond/encryptiond/server/audit"
 	"github.com/encryptiond/encryptiond/server/authz"
 	"github.com/encryptiond/encryptiond/server/failure"
@@ -89,7 +87,7 @@ func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public c
 // of a oneof (codec.go), recovery again (innermost, so that the others see a
 // handler's panic as INTERNAL). Streaming calls (WatchPrivateEndpoint,
 // reflection, health Watch) get recovery, the cut, their end when shutdown
-// begins (endStreamsOnShutdown), authentication of reflection (mTLS only),
+// begins (stopper.stream), authentication of reflection (mTLS only),
 // authorization of the service's streams (authz, as for unary calls), the
 // refusal of a marked request and recovery.
 func interceptors(logger *slog.Logger, authorize grpc.UnaryServerInterceptor, authorizeStream grpc.StreamServerInterceptor, requireAuth bool, stop *stopper) ([]grpc.UnaryServerInterceptor, []grpc.StreamServerInterceptor) {
@@ -104,7 +102,6 @@ func interceptors(logger *slog.Logger, authorize grpc.UnaryServerInterceptor, au
 	stream := []grpc.StreamServerInterceptor{
 		telemetry.StreamRecovery(logger),
 		stop.stream,
-		endStreamsOnShutdown(stop.stopping),
 	}
 	if requireAuth {
 		stream = append(stream, requireAuthStream)
@@ -122,46 +119,6 @@ func unknownMethod(_ any, ss grpc.ServerStream) error {
 	}
 	return failure.New(codes.Unimplemented, fmt.Sprintf("this server has no method %q", strings.ToValidUTF8(method, "")),
 		failure.Info{Domain: failure.DomainService, Reason: failure.ReasonUnknownMethod, HTTPStatus: http.StatusNotImplemented})
-}
-
-// watchGrace is how long a health Watch stream stays open after shutdown
-// begins, so that it delivers NOT_SERVING before it ends.
-const watchGrace = 250 * time.Millisecond
-
-// endStreamsOnShutdown ends, once stopping is closed, the streams that
-// would otherwise outlast any shutdown: health Watch after watchGrace, so
-// that it delivers NOT_SERVING first, and the encryption service's watches
-// at once, with server.ErrStopping as the cause of their context, which
-// they answer UNAVAILABLE ("watch again"). A watch may wait for hours, so
-// GracefulStop would otherwise wait for the whole shutdown timeout whenever
-// a client watches.
-func endStreamsOnShutdown(stopping <-chan struct{}) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		var grace time.Duration
-		switch {
-		case info.FullMethod == healthgrpc.Health_Watch_FullMethodName:
-			grace = watchGrace
-		case strings.HasPrefix(info.FullMethod, serviceMethodPrefix):
-		default:
-			return handler(srv, ss)
-		}
-		ctx, cancel := context.WithCancelCause(ss.Context())
-		defer cancel(nil)
-		go func() {
-			select {
-			case <-stopping:
-				t := time.NewTimer(grace)
-				defer t.Stop()
-				select {
-				case <-t.C:
-					cancel(server.ErrStopping)
-				case <-ctx.Done():
-				}
-			case <-ctx.Done():
-			}
-		}()
-		return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
-	}
 }
 
 // serviceMethodPrefix starts the encryption service's methods.

@@ -3,10 +3,11 @@ package daemon
 import (
 	"context"
 	"log/slog"
-	"sync"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/encryptiond/encryptiond/server"
 )
@@ -16,7 +17,7 @@ import (
 //  1. Health goes NOT_SERVING and /readyz 503; health Watch streams end
 //     (after NOT_SERVING), and so do the watches of private endpoints, at
 //     once, with UNAVAILABLE: "watch again" (grpc.go,
-//     endStreamsOnShutdown).
+//     stopper.stream).
 //  2. Both listeners stop accepting at the same moment: the public gRPC
 //     server stops (GracefulStop: no new connection or call; calls in
 //     flight go on), with the health listener of -health-addr, and the
@@ -54,38 +55,64 @@ const ShutdownOverrun = cutGrace + atlasGrace
 type stopper struct {
 	ctx context.Context
 	cut context.CancelCauseFunc
-	// stopping is closed when shutdown begins.
-	stopping chan struct{}
-	once     sync.Once
+	// stopping ends when shutdown begins.
+	stopping context.Context
+	begin    context.CancelFunc // marks the start of shutdown
 }
 
 func newStopper() *stopper {
 	ctx, cut := context.WithCancelCause(context.Background())
-	return &stopper{ctx: ctx, cut: cut, stopping: make(chan struct{})}
+	stopping, begin := context.WithCancel(context.Background())
+	return &stopper{ctx: ctx, cut: cut, stopping: stopping, begin: begin}
 }
 
-// begin marks the start of shutdown.
-func (s *stopper) begin() { s.once.Do(func() { close(s.stopping) }) }
-
 // callContext returns ctx, ended with server.ErrStopping as its cause when
-// the calls are cut. Call release when the call ends.
-func (s *stopper) callContext(ctx context.Context) (_ context.Context, release func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
+// the calls are cut, and its cancel. Call release when the call ends.
+func (s *stopper) callContext(ctx context.Context) (_ context.Context, cancel context.CancelCauseFunc, release func()) {
+	ctx, cancel = context.WithCancelCause(ctx)
 	stop := context.AfterFunc(s.ctx, func() { cancel(context.Cause(s.ctx)) })
-	return ctx, func() { stop(); cancel(nil) }
+	return ctx, cancel, func() { stop(); cancel(nil) }
 }
 
 // unary is the interceptor that lets cut end a unary call.
 func (s *stopper) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	ctx, release := s.callContext(ctx)
+	ctx, _, release := s.callContext(ctx)
 	defer release()
 	return handler(ctx, req)
 }
 
-// stream is the interceptor that lets cut end a streaming call.
-func (s *stopper) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	ctx, release := s.callContext(ss.Context())
+// watchGrace is how long a health Watch stream stays open after shutdown
+// begins, so that it delivers NOT_SERVING before it ends.
+const watchGrace = 250 * time.Millisecond
+
+// stream is the interceptor that lets cut end a streaming call, and that
+// ends, once shutdown begins, the streams that would otherwise outlast any
+// shutdown: health Watch after watchGrace, so that it delivers NOT_SERVING
+// first, and the encryption service's watches at once. Their context ends
+// with server.ErrStopping as its cause, which the watches answer
+// UNAVAILABLE ("watch again"). A watch may wait for hours, so GracefulStop
+// would otherwise wait for the whole shutdown timeout whenever a client
+// watches. It starts no goroutine a stream (context.AfterFunc), and wraps
+// the stream's context once: a server of watches holds thousands.
+func (s *stopper) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, cancel, release := s.callContext(ss.Context())
 	defer release()
+	var grace time.Duration
+	switch {
+	case info.FullMethod == healthgrpc.Health_Watch_FullMethodName:
+		grace = watchGrace
+	case strings.HasPrefix(info.FullMethod, serviceMethodPrefix):
+	default:
+		return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
+	}
+	end := context.AfterFunc(s.stopping, func() {
+		if grace == 0 {
+			cancel(server.ErrStopping)
+			return
+		}
+		time.AfterFunc(grace, func() { cancel(server.ErrStopping) }) // a no-op once the stream has ended
+	})
+	defer end()
 	return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
 }
 
