@@ -67,16 +67,16 @@ func newStopper() *stopper {
 }
 
 // callContext returns ctx, ended with server.ErrStopping as its cause when
-// the calls are cut, and its cancel. Call release when the call ends.
-func (s *stopper) callContext(ctx context.Context) (_ context.Context, cancel context.CancelCauseFunc, release func()) {
-	ctx, cancel = context.WithCancelCause(ctx)
+// the calls are cut. Call release when the call ends.
+func (s *stopper) callContext(ctx context.Context) (_ context.Context, release func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(s.ctx, func() { cancel(context.Cause(s.ctx)) })
-	return ctx, cancel, func() { stop(); cancel(nil) }
+	return ctx, func() { stop(); cancel(nil) }
 }
 
 // unary is the interceptor that lets cut end a unary call.
 func (s *stopper) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	ctx, _, release := s.callContext(ctx)
+	ctx, release := s.callContext(ctx)
 	defer release()
 	return handler(ctx, req)
 }
@@ -95,16 +95,20 @@ const watchGrace = 250 * time.Millisecond
 // watches. It starts no goroutine a stream (context.AfterFunc), and wraps
 // the stream's context once: a server of watches holds thousands.
 func (s *stopper) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	ctx, cancel, release := s.callContext(ss.Context())
-	defer release()
 	var grace time.Duration
 	switch {
 	case info.FullMethod == healthgrpc.Health_Watch_FullMethodName:
 		grace = watchGrace
 	case strings.HasPrefix(info.FullMethod, serviceMethodPrefix):
 	default:
+		ctx, release := s.callContext(ss.Context())
+		defer release()
 		return handler(srv, &contextStream{ServerStream: ss, ctx: ctx})
 	}
+	// A watch ends when shutdown begins (health Watch watchGrace after),
+	// before any cut: its context needs no other end.
+	ctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
 	end := context.AfterFunc(s.stopping, func() {
 		if grace == 0 {
 			cancel(server.ErrStopping)
