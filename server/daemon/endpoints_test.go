@@ -4,10 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -52,25 +49,9 @@ func restWatch(t *testing.T, ctx context.Context, client *http.Client, url strin
 // are audited with their caller.
 func TestPrivateEndpointsUnderMutualTLS(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ca := newTestCA(t, "test CA")
-	serverCert, serverKey := ca.issue(t, &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "encryptiond"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
 	const ops, reader, nobody = "spiffe://example.org/ops", "spiffe://example.org/reader", "spiffe://example.org/nobody"
 	policy := "callers:\n  - identity: " + ops + "\n    write: [\"" + testGroup + "\"]\n  - identity: " + reader + "\n    read: [\"*\"]\n"
-	d := startDaemon(t, Config{
-		Dev:         true,
-		LogFormat:   "json",
-		TLSCert:     writeFile(t, dir, "server.pem", serverCert),
-		TLSKey:      writeFile(t, dir, "server-key.pem", serverKey),
-		TLSClientCA: writeFile(t, dir, "ca.pem", ca.pem),
-		AuthzPolicy: writeFile(t, dir, "policy.yaml", []byte(policy)),
-	})
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	d, ca, roots := startMutualTLS(t, policy)
 	client := func(id string) encryptionv1.EncryptionServiceClient {
 		cfg := &tls.Config{RootCAs: roots}
 		if id != "" {

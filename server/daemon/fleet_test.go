@@ -3,11 +3,8 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"testing"
@@ -26,28 +23,12 @@ import (
 // decisions of a Get.
 func TestFleetUnderMutualTLS(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ca := newTestCA(t, "test CA")
-	serverCert, serverKey := ca.issue(t, &x509.Certificate{
-		Subject:     pkix.Name{CommonName: "encryptiond"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	})
 	const auditor, ledger, ops, nobody = "spiffe://example.org/auditor", "spiffe://example.org/ledger", "spiffe://example.org/ops", "spiffe://example.org/nobody"
 	policy := "callers:\n" +
 		"  - identity: " + auditor + "\n    read: [\"*\"]\n" +
 		"  - identity: " + ledger + "\n    read: [\"" + DevInvalidKeyGroupID + "\"]\n" +
 		"  - identity: " + ops + "\n    write: [\"" + DevBlockedGroupID + "\", \"" + SampleGroupID + "\"]\n"
-	d := startDaemon(t, Config{
-		Dev:         true,
-		LogFormat:   "json",
-		TLSCert:     writeFile(t, dir, "server.pem", serverCert),
-		TLSKey:      writeFile(t, dir, "server-key.pem", serverKey),
-		TLSClientCA: writeFile(t, dir, "ca.pem", ca.pem),
-		AuthzPolicy: writeFile(t, dir, "policy.yaml", []byte(policy)),
-	})
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	d, ca, roots := startMutualTLS(t, policy)
 	tlsConfig := func(id string) *tls.Config {
 		cfg := &tls.Config{RootCAs: roots}
 		if id != "" {

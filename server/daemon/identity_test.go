@@ -111,8 +111,12 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 	return p
 }
 
-func TestMutualTLSIdentity(t *testing.T) {
-	t.Parallel()
+// startMutualTLS starts a -dev daemon that serves TLS with a certificate of
+// a new test CA for 127.0.0.1, accepts client certificates that CA signs,
+// and applies policy. It returns the daemon, the CA (for client
+// certificates) and roots that trust the daemon.
+func startMutualTLS(t *testing.T, policy string) (*daemon, *testCA, *x509.CertPool) {
+	t.Helper()
 	dir := t.TempDir()
 	ca := newTestCA(t, "test CA")
 	serverCert, serverKey := ca.issue(t, &x509.Certificate{
@@ -120,8 +124,6 @@ func TestMutualTLSIdentity(t *testing.T) {
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
-	const ops, reader = "spiffe://example.org/ops", "spiffe://example.org/reader"
-	policy := "callers:\n  - identity: " + ops + "\n    write: [\"" + testGroup + "\"]\n  - identity: " + reader + "\n    read: [\"*\"]\n"
 	d := startDaemon(t, Config{
 		Dev:         true,
 		LogFormat:   "json",
@@ -132,6 +134,14 @@ func TestMutualTLSIdentity(t *testing.T) {
 	})
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.cert)
+	return d, ca, roots
+}
+
+func TestMutualTLSIdentity(t *testing.T) {
+	t.Parallel()
+	const ops, reader = "spiffe://example.org/ops", "spiffe://example.org/reader"
+	policy := "callers:\n  - identity: " + ops + "\n    write: [\"" + testGroup + "\"]\n  - identity: " + reader + "\n    read: [\"*\"]\n"
+	d, ca, roots := startMutualTLS(t, policy)
 	opsCert := ca.clientCert(t, ops)
 	readerCert := ca.clientCert(t, reader)
 	strangerCert := newTestCA(t, "other CA").clientCert(t, "spiffe://example.org/stranger")
