@@ -275,7 +275,7 @@ func TestRegionListsAreAtlas(t *testing.T) {
 func TestConformancePrivateEndpoints(t *testing.T) {
 	t.Parallel()
 	doc := loadSpec(t)
-	clock := &testClock{now: time.Unix(1_700_000_000, 0)}
+	clock := atlastest.NewClock(time.Unix(1_700_000_000, 0))
 	cfg := emulatorConfig()
 	cfg.Now, cfg.PrivateEndpointDelay = clock.Now, time.Minute
 	emu, srv := atlastest.NewServer(t, cfg)
@@ -348,22 +348,4 @@ func TestConformancePrivateEndpoints(t *testing.T) {
 			t.Errorf("conformance run read no endpoint in status %s (saw %v)", s, seen)
 		}
 	}
-}
-
-// testClock is a clock that moves only when told to.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }

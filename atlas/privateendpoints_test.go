@@ -14,9 +14,9 @@ import (
 
 // endpointEmulator is an emulator whose private endpoints change state on
 // a clock the test moves.
-func endpointEmulator(t *testing.T) (*atlastest.Emulator, *testClock, *atlas.Client) {
+func endpointEmulator(t *testing.T) (*atlastest.Emulator, *atlastest.Clock, *atlas.Client) {
 	t.Helper()
-	clock := &testClock{now: time.Unix(1_700_000_000, 0)}
+	clock := atlastest.NewClock(time.Unix(1_700_000_000, 0))
 	cfg := emulatorConfig()
 	cfg.Now, cfg.PrivateEndpointDelay = clock.Now, time.Minute
 	emu, srv := atlastest.NewServer(t, cfg)

@@ -3,7 +3,6 @@ package atlastest_test
 import (
 	"errors"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,24 +11,6 @@ import (
 	"github.com/encryptiond/encryptiond/atlas"
 	"github.com/encryptiond/encryptiond/atlas/atlastest"
 )
-
-// fakeClock is an emulator clock that tests move on by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func TestClustersArePagedAndBlockADisable(t *testing.T) {
 	t.Parallel()
@@ -76,7 +57,7 @@ func TestClustersArePagedAndBlockADisable(t *testing.T) {
 
 func TestRoleUsableAfter(t *testing.T) {
 	t.Parallel()
-	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	clock := atlastest.NewClock(time.Unix(1_800_000_000, 0))
 	cfg := config()
 	cfg.AutoCreateGroups, cfg.Now = true, clock.Now
 	emu, srv := atlastest.NewServer(t, cfg)

@@ -50,7 +50,7 @@
 // ApprovePrivateEndpoint, FailPrivateEndpoint, PrivateEndpoints, and
 // Snapshot and Restore (the projects' state, for cmd/atlas-emulator
 // -state). EmulatorConfig.Now moves role propagation and the private
-// endpoints' lifecycles on a clock the test controls.
+// endpoints' lifecycles on a clock the test controls, such as a Clock.
 //
 // Requests returns the last MaxRecordedRequests authenticated requests to
 // the resource, bodies (and so any secrets in them) included.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,31 +14,13 @@ import (
 	"github.com/encryptiond/encryptiond/atlas/atlastest"
 )
 
-// clock is a clock for the emulator's lifecycles that moves only when told.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 const endpointsV2 = "/api/atlas/v2/groups/" + group + "/encryptionAtRest/"
 
 // endpointHarness is an emulator whose private endpoints live for a minute
 // in INITIATING and DELETING, on a clock the test moves.
-func endpointHarness(t *testing.T) (*harness, *clock) {
+func endpointHarness(t *testing.T) (*harness, *atlastest.Clock) {
 	t.Helper()
-	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	clk := atlastest.NewClock(time.Unix(1_700_000_000, 0))
 	cfg := config()
 	cfg.AutoCreateGroups = true
 	cfg.Now, cfg.PrivateEndpointDelay = clk.Now, time.Minute
