@@ -160,9 +160,9 @@ func TestSnapshotIsJSON(t *testing.T) {
 // FAILED with its message, a pending one still waits for its approval.
 func TestSnapshotKeepsEndpointsAndNames(t *testing.T) {
 	t.Parallel()
-	clock := time.Unix(1_800_000_000, 0)
+	clock := atlastest.NewClock(time.Unix(1_800_000_000, 0))
 	cfg := config()
-	cfg.Now = func() time.Time { return clock }
+	cfg.Now = clock.Now
 	from := newHarness(t, cfg)
 	from.emu.AddProject(group, "payments")
 	create := func(provider, region string) string {
@@ -178,7 +178,7 @@ func TestSnapshotKeepsEndpointsAndNames(t *testing.T) {
 	approved := create(atlastest.CloudProviderAzure, "US_EAST_2")
 	pending := create(atlastest.CloudProviderAzure, "EUROPE_WEST")
 	failed := create(atlastest.CloudProviderAzure, "UK_SOUTH")
-	clock = clock.Add(atlastest.DefaultPrivateEndpointDelay)
+	clock.Advance(atlastest.DefaultPrivateEndpointDelay)
 	if err := from.emu.ApprovePrivateEndpoint(group, approved); err != nil {
 		t.Fatal(err)
 	}
