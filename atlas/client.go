@@ -274,7 +274,7 @@ func (c *Client) attempt(ctx context.Context, cl *call, target string, n int) ou
 		if res.StatusCode == http.StatusTooManyRequests && e.RetryAfter > 0 {
 			c.holdUntil(time.Now().Add(e.RetryAfter))
 		}
-		return outcome{err: e, retry: retryableStatus(cl.method, res.StatusCode), wait: e.RetryAfter}
+		return outcome{err: e, retry: retryableStatus(cl.changes(), res.StatusCode), wait: e.RetryAfter}
 	}
 	if cl.out == nil || res.StatusCode == http.StatusNoContent {
 		drain(res)

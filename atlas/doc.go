@@ -1,7 +1,9 @@
 // Package atlas is a small client for MongoDB Atlas's Administration API,
 // limited to what this service needs: reading and changing a project's
 // Encryption at Rest using Customer Key Management (the encryptionAtRest
-// resource), and its private endpoints (privateendpoints.go; API v2 only).
+// resource) and its private endpoints (privateendpoints.go), and reading
+// the projects the credentials can see (groups.go) and a project's
+// clusters (clusters.go); all but encryptionAtRest are API v2 only.
 // It is the only code that talks to Atlas.
 //
 // # Getting started
@@ -48,8 +50,9 @@
 // # Retries
 //
 // Calls are retried with exponential backoff and jitter within a budget
-// (10 s by default) and never past the context's deadline. A PATCH is
-// retried only when Atlas certainly did not apply it. See RetryPolicy.
+// (10 s by default) and never past the context's deadline. A call that
+// changes something (PATCH, POST, DELETE) is retried only when Atlas
+// certainly did not apply it. See RetryPolicy.
 //
 // # Testing
 //

@@ -38,12 +38,13 @@ const (
 	maxErrorFields = 2048
 )
 
-// ErrOutcomeUnknown is wrapped by the error of an UpdateEncryptionAtRest call
+// ErrOutcomeUnknown is wrapped by the error of a call that changes something
+// (UpdateEncryptionAtRest, CreatePrivateEndpoint, DeletePrivateEndpoint)
 // whose request may have reached Atlas without an answer coming back: the
 // connection dropped after the request was written, the deadline expired
 // while waiting, or the response was cut off before its status line. The
-// change may or may not have been applied; read the configuration back with
-// GetEncryptionAtRest before deciding what to do. Such calls are never retried.
+// change may or may not have been applied; read the resource back before
+// deciding what to do. Such calls are never retried.
 var ErrOutcomeUnknown = errors.New("atlas: outcome unknown: the update may or may not have been applied")
 
 // ErrMalformedResponse is wrapped when Atlas answered 2xx with a body that
@@ -51,10 +52,10 @@ var ErrOutcomeUnknown = errors.New("atlas: outcome unknown: the update may or ma
 var ErrMalformedResponse = errors.New("atlas: malformed response body")
 
 // ErrUpdateAppliedUnreadable is wrapped, together with ErrMalformedResponse,
-// when Atlas answered an UpdateEncryptionAtRest call with 2xx but its body
+// when Atlas answered a call that changes something with 2xx but its body
 // could not be read. A 2xx status means Atlas applied the change; only the
-// resulting configuration is unknown, so read it back with
-// GetEncryptionAtRest rather than sending the update again.
+// resulting state is unknown, so read it back rather than sending the
+// change again.
 var ErrUpdateAppliedUnreadable = errors.New("atlas: update applied but its response was unreadable")
 
 // Error is an error answer from Atlas: any non-2xx HTTP status. Atlas's

@@ -3,8 +3,6 @@ package atlas
 import (
 	"context"
 	"net/http"
-	"net/url"
-	"strconv"
 )
 
 // Group is an Atlas project, as the projects list shows it.
@@ -17,15 +15,13 @@ type Group struct {
 }
 
 // ListGroups returns one page of the projects the client's credentials can
-// see: page pageNum (from 1) of itemsPerPage (1 to MaxItemsPerPage), with
-// the total count. It is an API v2 resource, called on v2 paths whatever
-// the client's APIVersion.
+// see, as opts selects it. It is an API v2 resource, called on v2 paths
+// whatever the client's APIVersion.
 //
 // Atlas API docs: https://www.mongodb.com/docs/atlas/reference/api-resources-spec/v2/#tag/Projects/operation/listProjects
-func (c *Client) ListGroups(ctx context.Context, pageNum, itemsPerPage int) (*Page[Group], error) {
+func (c *Client) ListGroups(ctx context.Context, opts ListOptions) (*Page[Group], error) {
 	var p Page[Group]
-	q := url.Values{"itemsPerPage": {strconv.Itoa(itemsPerPage)}, "pageNum": {strconv.Itoa(pageNum)}}
-	if err := c.do(ctx, &call{method: http.MethodGet, resource: "groups", path: "/groups", query: q, v2: true, out: &p}); err != nil {
+	if err := c.do(ctx, &call{method: http.MethodGet, resource: "groups", path: "/groups", query: opts.query(), v2: true, out: &p}); err != nil {
 		return nil, err
 	}
 	return &p, nil

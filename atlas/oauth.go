@@ -45,7 +45,7 @@ func newBearerTransport(next http.RoundTripper, base, host string, source Creden
 	return &bearerTransport{
 		next:     next,
 		host:     host,
-		tokenURL: base + "/api/oauth/token",
+		tokenURL: base + tokenPath,
 		source:   source,
 		client:   &http.Client{Transport: next},
 		fetching: make(chan struct{}, 1),

@@ -33,7 +33,7 @@ const (
 // mediaTypeV2 is the versioned media type of the encryptionAtRest resource.
 const mediaTypeV2 = "application/vnd.atlas.2023-01-01+json"
 
-// mediaType returns the Accept (and PATCH Content-Type) value for v.
+// mediaType returns the Accept (and request body Content-Type) value for v.
 func (v APIVersion) mediaType() string {
 	if v == APIVersionV1 {
 		return "application/json"
@@ -116,7 +116,7 @@ func WithBaseURL(base string) Option {
 }
 
 // WithAPIVersion selects the API generation. Default: APIVersionV2, which
-// sends Accept (and, on PATCH, Content-Type)
+// sends Accept (and, with a request body, Content-Type)
 // application/vnd.atlas.2023-01-01+json; APIVersionV1 uses application/json.
 func WithAPIVersion(v APIVersion) Option {
 	return optionFunc(func(s *settings) error {
@@ -269,7 +269,7 @@ func WithObserver(f func(Exchange)) Option {
 // Exchange describes one HTTP exchange with Atlas, as reported to the
 // WithObserver function.
 type Exchange struct {
-	// Method is the HTTP method: "GET", "PATCH", or "POST" for a token request.
+	// Method is the HTTP method: "GET", "PATCH", "POST" (a private endpoint, or a token request) or "DELETE".
 	Method string
 	// Status is the HTTP status code, 0 if no response arrived.
 	Status int

@@ -11,13 +11,13 @@ import (
 )
 
 // RetryPolicy bounds how a call is retried. What is retried depends on the
-// method, because a PATCH must never be applied twice:
+// method, because a change must never be applied twice:
 //
 //   - GET: 429 (waiting at least Retry-After), 500, 502, 503, 504,
 //     connection errors and cut-off response bodies.
-//   - PATCH: 429, and failures where the request provably never reached
-//     Atlas (the connection could not be established). Never a 5xx, a
-//     timeout or a dropped connection after the request was sent.
+//   - PATCH, POST, DELETE: 429, and failures where the request provably
+//     never reached Atlas (the connection could not be established). Never
+//     a 5xx, a timeout or a dropped connection after the request was sent.
 //
 // Waits grow exponentially from InitialBackoff to MaxBackoff with jitter.
 // A call stops retrying when MaxAttempts is reached, when the next wait would
@@ -88,14 +88,16 @@ func (p RetryPolicy) Backoff(n int) time.Duration {
 	return half + rand.N(d-half+1)
 }
 
-// retryableStatus reports whether a response status may be retried for method.
-func retryableStatus(method string, status int) bool {
+// retryableStatus reports whether a response status may be retried, for a
+// call that changes something (changes) or only reads: a change may have
+// been applied despite a 5xx, so only its 429 is retried.
+func retryableStatus(changes bool, status int) bool {
 	switch status {
 	case http.StatusTooManyRequests:
 		return true
 	case http.StatusInternalServerError, http.StatusBadGateway,
 		http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return method == http.MethodGet
+		return !changes
 	}
 	return false
 }

@@ -98,6 +98,6 @@ func (f *fakeAtlas) calls() (gets int, patches []string) {
 }
 
 // ListGroups lists no projects: tests of the fleet use the emulator.
-func (f *fakeAtlas) ListGroups(ctx context.Context, pageNum, itemsPerPage int) (*atlas.Page[atlas.Group], error) {
+func (f *fakeAtlas) ListGroups(ctx context.Context, opts atlas.ListOptions) (*atlas.Page[atlas.Group], error) {
 	return &atlas.Page[atlas.Group]{}, nil
 }

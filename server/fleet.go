@@ -275,11 +275,12 @@ const maxGroupPages = 20
 func (s *Server) visibleGroups(ctx context.Context, at paging.Cursor, size int, allowed func(string) bool) ([]atlas.Group, *paging.Cursor, error) {
 	var out []atlas.Group
 	for pages := 1; ; pages++ {
-		page, err := s.atlas.ListGroups(ctx, at.Page, paging.MaxSize)
+		opts := atlas.ListOptions{PageNum: at.Page, ItemsPerPage: paging.MaxSize}
+		page, err := s.atlas.ListGroups(ctx, opts)
 		if err != nil {
 			return nil, nil, err
 		}
-		more := len(page.Results) > 0 && page.HasNext(atlas.ListOptions{PageNum: at.Page, ItemsPerPage: paging.MaxSize})
+		more := len(page.Results) > 0 && page.HasNext(opts)
 		for i := at.Offset; i < len(page.Results); i++ {
 			g := page.Results[i]
 			if allowed != nil && !allowed(g.ID) {

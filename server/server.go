@@ -29,7 +29,7 @@ type Atlas interface {
 	GetEncryptionAtRest(ctx context.Context, groupID string) (*atlas.EncryptionAtRest, error)
 	UpdateEncryptionAtRest(ctx context.Context, groupID string, update *atlas.EncryptionAtRest) (*atlas.EncryptionAtRest, error)
 	ListClusters(ctx context.Context, groupID string) ([]atlas.Cluster, error)
-	ListGroups(ctx context.Context, pageNum, itemsPerPage int) (*atlas.Page[atlas.Group], error)
+	ListGroups(ctx context.Context, opts atlas.ListOptions) (*atlas.Page[atlas.Group], error)
 	ListPrivateEndpoints(ctx context.Context, groupID, cloudProvider string, opts atlas.ListOptions) (*atlas.PrivateEndpointPage, error)
 	GetPrivateEndpoint(ctx context.Context, groupID, cloudProvider, endpointID string) (*atlas.PrivateEndpoint, error)
 	CreatePrivateEndpoint(ctx context.Context, groupID, cloudProvider, regionName string) (*atlas.PrivateEndpoint, error)

@@ -114,7 +114,7 @@ func TestGroupsList(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ListAllGroups() mismatch (-want +got):\n%s", diff)
 	}
-	p, err := c.ListGroups(t.Context(), 2, 2)
+	p, err := c.ListGroups(t.Context(), atlas.ListOptions{PageNum: 2, ItemsPerPage: 2})
 	if err != nil || len(p.Results) != 1 || p.TotalCount == nil || *p.TotalCount != 3 {
 		t.Errorf("ListGroups(page 2 of 2) = %+v, %v; want one result of 3", p, err)
 	}

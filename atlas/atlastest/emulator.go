@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -173,6 +174,7 @@ func NewEmulator(cfg EmulatorConfig) *Emulator {
 		tokens: map[string]time.Time{},
 		calls:  map[string]int64{},
 		roles:  map[string]*pendingRole{},
+		pe:     privateEndpointStore{byGroup: map[string][]*endpointState{}},
 	}
 }
 
@@ -251,7 +253,9 @@ func (e *Emulator) Configure(groupID string, update atlas.EncryptionAtRest) erro
 func (e *Emulator) Stats() EmulatorStats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.stats
+	s := e.stats
+	s.Gets, s.Patches = e.calls["GET "+resourceEncryptionAtRest], e.calls["PATCH "+resourceEncryptionAtRest]
+	return s
 }
 
 // Calls counts the authenticated requests to every resource since the
@@ -388,10 +392,14 @@ type route struct {
 	serve func(e *Emulator, req *apiRequest) (int, any)
 }
 
+// resourceEncryptionAtRest is the encryptionAtRest resource's name in
+// Calls, Fault.Resource and EmulatorStats.
+const resourceEncryptionAtRest = "encryptionAtRest"
+
 // routes are the resources the emulator serves, besides the token endpoint
 // and the control endpoints.
 var routes = []route{
-	{name: "encryptionAtRest", pattern: []string{"groups", "{groupId}", "encryptionAtRest"}, serve: (*Emulator).serveEncryptionAtRest},
+	{name: resourceEncryptionAtRest, pattern: []string{"groups", "{groupId}", "encryptionAtRest"}, serve: (*Emulator).serveEncryptionAtRest},
 	{name: "clusters", pattern: []string{"groups", "{groupId}", "clusters"}, v2Only: true, serve: (*Emulator).serveClusters},
 	{name: "groups", pattern: []string{"groups"}, v2Only: true, serve: (*Emulator).serveGroups},
 	{name: "privateEndpoints", pattern: []string{"groups", "{groupId}", "encryptionAtRest", "{cloudProvider}", "privateEndpoints"}, v2Only: true, serve: (*Emulator).servePrivateEndpoints},
@@ -422,20 +430,16 @@ func matchRoute(r *http.Request) (*route, *apiRequest, bool) {
 		if len(rt.pattern) != len(segs) || rt.v2Only && !req.v2 {
 			continue
 		}
-		params := map[string]string{}
-		match := true
+		if !slices.EqualFunc(rt.pattern, segs, func(p, seg string) bool { return strings.HasPrefix(p, "{") || p == seg }) {
+			continue
+		}
+		req.params = map[string]string{}
 		for j, p := range rt.pattern {
 			if name, ok := strings.CutPrefix(p, "{"); ok {
-				params[strings.TrimSuffix(name, "}")] = segs[j]
-			} else if p != segs[j] {
-				match = false
-				break
+				req.params[strings.TrimSuffix(name, "}")] = segs[j]
 			}
 		}
-		if match {
-			req.params = params
-			return rt, req, true
-		}
+		return rt, req, true
 	}
 	return nil, nil, false
 }
@@ -466,14 +470,6 @@ func (e *Emulator) serveAPI(w http.ResponseWriter, r *http.Request, rt *route, r
 		Accept:      r.Header.Get("Accept"),
 		Body:        req.body,
 	})
-	if rt.name == "encryptionAtRest" {
-		switch r.Method {
-		case http.MethodGet:
-			e.stats.Gets++
-		case http.MethodPatch:
-			e.stats.Patches++
-		}
-	}
 	e.calls[r.Method+" "+rt.name]++
 	f := e.takeFaultLocked(r.Method, rt.name, req.params["groupId"])
 	e.mu.Unlock()
@@ -752,7 +748,7 @@ func (e *Emulator) takeFaultLocked(method, resource, groupID string) *Fault {
 		f := p.f
 		return &f
 	}
-	if resource == "encryptionAtRest" && e.faultRate > 0 && len(e.faultCodes) > 0 && mrand.Float64() < e.faultRate {
+	if resource == resourceEncryptionAtRest && e.faultRate > 0 && len(e.faultCodes) > 0 && mrand.Float64() < e.faultRate {
 		e.stats.Faults++
 		return &Fault{Status: e.faultCodes[mrand.IntN(len(e.faultCodes))]}
 	}

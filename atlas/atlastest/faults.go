@@ -125,7 +125,7 @@ func (f *Fault) serveInstead(w http.ResponseWriter, r *http.Request, v2 bool) {
 // resource is the resource the fault applies to.
 func (f *Fault) resource() string {
 	if f.Resource == "" {
-		return "encryptionAtRest"
+		return resourceEncryptionAtRest
 	}
 	return f.Resource
 }

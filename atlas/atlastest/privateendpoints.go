@@ -43,7 +43,7 @@ const (
 )
 
 // privateEndpointStore holds every project's private endpoints, guarded by
-// Emulator.mu. Its zero value is empty and ready.
+// Emulator.mu.
 type privateEndpointStore struct {
 	byGroup map[string][]*endpointState // in creation order
 }
@@ -121,9 +121,6 @@ func (e *Emulator) checkProviderLocked(req *apiRequest) (string, *atlas.ErrorBod
 	groupID := req.params["groupId"]
 	if _, aerr := e.existingGroupLocked(groupID); aerr != nil {
 		return "", aerr
-	}
-	if e.pe.byGroup == nil {
-		e.pe.byGroup = map[string][]*endpointState{}
 	}
 	switch p := req.params["cloudProvider"]; p {
 	case CloudProviderAWS, CloudProviderAzure:
@@ -287,9 +284,6 @@ func (e *Emulator) FailPrivateEndpoint(groupID, endpointID, message string) erro
 func (e *Emulator) PrivateEndpoints(groupID, provider string) []atlas.PrivateEndpoint {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.pe.byGroup == nil {
-		return nil
-	}
 	now, delay := e.now(), e.endpointDelay()
 	var out []atlas.PrivateEndpoint
 	for _, ep := range e.endpointsLocked(groupID, provider) {
@@ -300,9 +294,6 @@ func (e *Emulator) PrivateEndpoints(groupID, provider string) []atlas.PrivateEnd
 }
 
 func (e *Emulator) liveEndpointLocked(groupID, endpointID string) (*endpointState, error) {
-	if e.pe.byGroup == nil {
-		return nil, ErrNoSuchPrivateEndpoint
-	}
 	for _, provider := range []string{CloudProviderAWS, CloudProviderAzure} {
 		if ep := e.endpointLocked(groupID, provider, endpointID); ep != nil {
 			if !ep.deleted.IsZero() {

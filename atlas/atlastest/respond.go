@@ -8,9 +8,6 @@ import (
 )
 
 // writeError answers with an ApiError (always application/json, as Atlas).
-// Its parameters are always an empty array: the spec types their items as
-// objects, and the emulator has nothing to put there that would not echo
-// request values.
 func writeError(w http.ResponseWriter, r *http.Request, e *atlas.ErrorBody) {
 	writeJSON(w, r, e.Error, MediaTypeJSON, e)
 }

@@ -73,7 +73,9 @@ func newGroup() *group {
 }
 
 // errorBody is an Atlas ApiError answer with status, errorCode and detail,
-// naming the rejected fields if any.
+// naming the rejected fields if any. Its parameters are always an empty
+// array: the spec types their items as objects, and the emulator has
+// nothing to put there that would not echo request values.
 func errorBody(status int, code, detail string, fields ...atlas.FieldViolation) *atlas.ErrorBody {
 	b := &atlas.ErrorBody{
 		Error:      status,
@@ -153,9 +155,9 @@ func (g *group) patch(body []byte, usable func(roleID string) bool) *atlas.Error
 		provider  string
 		next, cur *string
 	}{
-		{ProviderAWS, roleID(aws, func(c *atlas.AWSKMSConfiguration) *string { return c.RoleID }), roleID(g.aws, func(c *atlas.AWSKMSConfiguration) *string { return c.RoleID })},
-		{ProviderAzure, roleID(azure, func(c *atlas.AzureKeyVault) *string { return c.RoleID }), roleID(g.azure, func(c *atlas.AzureKeyVault) *string { return c.RoleID })},
-		{ProviderGCP, roleID(gcp, func(c *atlas.GoogleCloudKMS) *string { return c.RoleID }), roleID(g.gcp, func(c *atlas.GoogleCloudKMS) *string { return c.RoleID })},
+		{ProviderAWS, fieldOf(aws, func(c *atlas.AWSKMSConfiguration) *string { return c.RoleID }), fieldOf(g.aws, func(c *atlas.AWSKMSConfiguration) *string { return c.RoleID })},
+		{ProviderAzure, fieldOf(azure, func(c *atlas.AzureKeyVault) *string { return c.RoleID }), fieldOf(g.azure, func(c *atlas.AzureKeyVault) *string { return c.RoleID })},
+		{ProviderGCP, fieldOf(gcp, func(c *atlas.GoogleCloudKMS) *string { return c.RoleID }), fieldOf(g.gcp, func(c *atlas.GoogleCloudKMS) *string { return c.RoleID })},
 	} {
 		if r.next != nil && (r.cur == nil || *r.cur != *r.next) && !usable(*r.next) {
 			return cannotAssumeRole(r.provider)
@@ -540,8 +542,9 @@ func clonePtr[T any](p *T) *T {
 	return &v
 }
 
-// roleID returns the roleId of a provider document, nil for none.
-func roleID[T any](doc *T, get func(*T) *string) *string {
+// fieldOf returns the field get reads of a provider document, nil when
+// there is no document.
+func fieldOf[T, V any](doc *T, get func(*T) *V) *V {
 	if doc == nil {
 		return nil
 	}

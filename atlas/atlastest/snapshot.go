@@ -193,9 +193,9 @@ func restoreGroup(id string, gs *groupSnapshot) (*group, error) {
 		enabled *bool
 		set     bool
 	}{
-		{ProviderAWS, enabledOf(gs.AWSKMS, func(c *atlas.AWSKMSConfiguration) *bool { return c.Enabled }), gs.AWSKMS != nil},
-		{ProviderAzure, enabledOf(gs.AzureKeyVault, func(c *atlas.AzureKeyVault) *bool { return c.Enabled }), gs.AzureKeyVault != nil},
-		{ProviderGCP, enabledOf(gs.GoogleCloudKMS, func(c *atlas.GoogleCloudKMS) *bool { return c.Enabled }), gs.GoogleCloudKMS != nil},
+		{ProviderAWS, fieldOf(gs.AWSKMS, func(c *atlas.AWSKMSConfiguration) *bool { return c.Enabled }), gs.AWSKMS != nil},
+		{ProviderAzure, fieldOf(gs.AzureKeyVault, func(c *atlas.AzureKeyVault) *bool { return c.Enabled }), gs.AzureKeyVault != nil},
+		{ProviderGCP, fieldOf(gs.GoogleCloudKMS, func(c *atlas.GoogleCloudKMS) *bool { return c.Enabled }), gs.GoogleCloudKMS != nil},
 	} {
 		// A stored configuration is an enabled one: a disabled provider
 		// has none.
@@ -223,12 +223,4 @@ func restoreGroup(id string, gs *groupSnapshot) (*group, error) {
 	}
 	g.clusters = slices.Clone(gs.Clusters)
 	return g, nil
-}
-
-// enabledOf returns a provider document's enabled flag, nil for none.
-func enabledOf[T any](doc *T, get func(*T) *bool) *bool {
-	if doc == nil {
-		return nil
-	}
-	return get(doc)
 }

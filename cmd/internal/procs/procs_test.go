@@ -196,7 +196,7 @@ func TestEmulatorControl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	groups, err := signed.ListGroups(ctx, 1, 10)
+	groups, err := signed.ListGroups(ctx, atlas.ListOptions{PageNum: 1, ItemsPerPage: 10})
 	if err != nil || len(groups.Results) != 1 || groups.Results[0].ID != group || groups.Results[0].Name != "a project & more" {
 		t.Errorf("after AddProject, ListGroups() = %+v, %v, want the project with its name", groups, err)
 	}
