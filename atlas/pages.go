@@ -14,8 +14,14 @@ import (
 // {"links": […], "results": […], "totalCount": N}; a page past the end
 // answers 200 with no results.
 
-// MaxItemsPerPage is the most items Atlas answers in one page.
-const MaxItemsPerPage = 500
+// Atlas's bounds of a page.
+const (
+	// MaxItemsPerPage is the most items Atlas answers in one page.
+	MaxItemsPerPage = 500
+	// DefaultItemsPerPage is the page size Atlas answers when a request
+	// names none.
+	DefaultItemsPerPage = 100
+)
 
 // Page is one page of an Atlas list.
 type Page[T any] struct {
@@ -92,7 +98,7 @@ type ListOptions struct {
 func (o ListOptions) normalized() (page, per int) {
 	page, per = max(o.PageNum, 1), o.ItemsPerPage
 	if per <= 0 {
-		per = 100
+		per = DefaultItemsPerPage
 	}
 	return page, per
 }

@@ -108,10 +108,7 @@ func fromAtlas(ctx context.Context, err error, groupID string, p *provider, secr
 	if errorCode == "" {
 		errorCode = "HTTP_" + strconv.Itoa(ae.HTTPStatus)
 	}
-	said := errorCode
-	if ae.Detail != "" {
-		said += ": " + atlas.Redact(ae.Detail, secrets)
-	}
+	said := atlasSaid(errorCode, ae.Detail, secrets)
 	info = with(errorCode, ae.HTTPStatus)
 	var msg string
 	switch ae.HTTPStatus {
@@ -151,6 +148,15 @@ func fromAtlas(ctx context.Context, err error, groupID string, p *provider, secr
 	return failure.New(code, msg, info, details...)
 }
 
+// atlasSaid is what Atlas said, for a message: its errorCode and its
+// detail, the secrets of the request redacted from the detail.
+func atlasSaid(errorCode, detail string, secrets []string) string {
+	if detail == "" {
+		return errorCode
+	}
+	return errorCode + ": " + atlas.Redact(detail, secrets)
+}
+
 // ErrStopping is the cause with which the daemon ends the contexts of the
 // calls still in flight when its shutdown timeout passes. The service then
 // answers them UNAVAILABLE, saying what is known of a change.
@@ -170,17 +176,28 @@ func stoppingError(err error, info failure.Info) error {
 
 // lockError is the status of a call that stopped waiting for an earlier
 // change of the same project to finish. Nothing was sent to Atlas.
-func lockError(ctx context.Context, groupID string, err error) error {
-	info := failure.Info{Domain: failure.DomainService, GroupID: groupID}
-	if errors.Is(context.Cause(ctx), ErrStopping) {
-		return stoppingError(err, info)
+func lockError(ctx context.Context, groupID string) error {
+	code, reason, httpStatus := ended(ctx)
+	info := failure.Info{Domain: failure.DomainService, GroupID: groupID, Reason: reason, HTTPStatus: httpStatus}
+	msg := map[codes.Code]string{
+		codes.Unavailable:      "encryptiond shut down before Atlas answered; nothing was changed: try again",
+		codes.DeadlineExceeded: "the deadline passed while an earlier change to this project was still in progress; nothing was sent to Atlas",
+		codes.Canceled:         "the caller cancelled the request; nothing was sent to Atlas",
+	}[code]
+	return failure.New(code, msg, info)
+}
+
+// ended says how ctx ended: the daemon's shutdown (UNAVAILABLE), the
+// caller's deadline (DEADLINE_EXCEEDED) or its cancel (CANCELED), with the
+// reason and HTTP status that go with each.
+func ended(ctx context.Context) (code codes.Code, reason string, httpStatus int) {
+	switch {
+	case errors.Is(context.Cause(ctx), ErrStopping):
+		return codes.Unavailable, failure.ReasonShuttingDown, http.StatusServiceUnavailable
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return codes.DeadlineExceeded, failure.ReasonDeadlineExceeded, http.StatusGatewayTimeout
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		info.Reason, info.HTTPStatus = failure.ReasonDeadlineExceeded, http.StatusGatewayTimeout
-		return failure.New(codes.DeadlineExceeded, "the deadline passed while an earlier change to this project was still in progress; nothing was sent to Atlas", info)
-	}
-	info.Reason, info.HTTPStatus = failure.ReasonCanceled, 499
-	return failure.New(codes.Canceled, "the caller cancelled the request; nothing was sent to Atlas", info)
+	return codes.Canceled, failure.ReasonCanceled, 499
 }
 
 // requestPath turns an Atlas body path such as "awsKms.region" into the

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"strconv"
 	"time"
 
@@ -82,7 +80,7 @@ func (p *pollSchedule) Next(r watch.Result) time.Duration {
 		return p.interval
 	}
 	p.failures++
-	return min(atlas.RetryPolicy{InitialBackoff: pollRetry, MaxBackoff: p.interval}.Backoff(p.failures), p.interval)
+	return atlas.RetryPolicy{InitialBackoff: pollRetry, MaxBackoff: p.interval}.Backoff(p.failures)
 }
 
 // pollConfig reads a watched project's configuration: one GET, shared with
@@ -134,7 +132,7 @@ func (s *Server) waitForRetryAfter(ctx context.Context) error {
 	if d <= 0 {
 		return nil
 	}
-	t := s.watchClock().NewTimer(d)
+	t := s.opts.watchClock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C():
@@ -142,13 +140,6 @@ func (s *Server) waitForRetryAfter(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func (s *Server) watchClock() watch.Clock {
-	if s.opts.watchClock != nil {
-		return s.opts.watchClock
-	}
-	return watch.SystemClock()
 }
 
 // WatchEncryptionAtRest streams a project's configuration, then each
@@ -188,16 +179,14 @@ func (s *Server) Watch(ctx context.Context, groupID string, send func(*encryptio
 // watchEndedWith is the status of a watch (what) whose context ended:
 // shutdown, the caller's deadline, or the caller's cancel.
 func watchEndedWith(ctx context.Context, info failure.Info, what string) error {
-	switch {
-	case errors.Is(context.Cause(ctx), ErrStopping):
-		info.Reason, info.HTTPStatus = failure.ReasonShuttingDown, http.StatusServiceUnavailable
-		return failure.New(codes.Unavailable, "encryptiond is shutting down: it ended "+what+"; watch again", info)
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		info.Reason, info.HTTPStatus = failure.ReasonDeadlineExceeded, http.StatusGatewayTimeout
-		return failure.New(codes.DeadlineExceeded, "the caller's deadline ended "+what, info)
-	}
-	info.Reason, info.HTTPStatus = failure.ReasonCanceled, 499
-	return failure.New(codes.Canceled, "the caller cancelled "+what, info)
+	code, reason, httpStatus := ended(ctx)
+	info.Reason, info.HTTPStatus = reason, httpStatus
+	msg := map[codes.Code]string{
+		codes.Unavailable:      "encryptiond is shutting down: it ended " + what + "; watch again",
+		codes.DeadlineExceeded: "the caller's deadline ended " + what,
+		codes.Canceled:         "the caller cancelled " + what,
+	}[code]
+	return failure.New(code, msg, info)
 }
 
 // ListEncryptionAtRest returns a page of every visible project's
@@ -210,15 +199,7 @@ func watchEndedWith(ctx context.Context, info failure.Info, what string) error {
 // carries Atlas's page and the position in it, signed (paging.Signer).
 func (s *Server) ListEncryptionAtRest(ctx context.Context, req *encryptionv1.ListEncryptionAtRestRequest) (*encryptionv1.ListEncryptionAtRestResponse, error) {
 	var vs violations
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
-		vs.add("page_size", "pageSize must not be negative")
-	case size == 0:
-		size = paging.DefaultSize
-	default:
-		size = min(size, paging.MaxSize)
-	}
+	size, _ := pageSize(&vs, req.GetPageSize())
 	at := paging.Cursor{Page: 1}
 	if token := req.GetPageToken(); token != "" {
 		c, err := s.tokens.Parse(token)

@@ -240,10 +240,7 @@ const propagationRetry = time.Minute
 func (e *propagationError) status(groupID string, p *provider, secrets []string) error {
 	var ae *atlas.Error
 	errors.As(e.err, &ae)
-	said := ae.ErrorCode
-	if ae.Detail != "" {
-		said += ": " + atlas.Redact(ae.Detail, secrets)
-	}
+	said := atlasSaid(ae.ErrorCode, ae.Detail, secrets)
 	remedy := failure.AtlasCodes["CANNOT_ASSUME_ROLE"].Remedy
 	msg := fmt.Sprintf("Atlas could not use %s's Cloud Provider Access role (roleId) in %d attempts over %v (%s). To fix: %s",
 		p.title, e.attempts, e.since.Round(time.Second), said, remedy)
@@ -276,10 +273,7 @@ func (s *Server) blockedDisable(ctx context.Context, r *request, refusal *atlas.
 	}
 	users := usersOf(clusters, r.provider)
 	info := failure.Info{Domain: failure.DomainAtlas, Reason: refusal.ErrorCode, HTTPStatus: refusal.HTTPStatus, GroupID: r.groupID, Provider: r.provider.atlas}
-	said := refusal.ErrorCode
-	if refusal.Detail != "" {
-		said += ": " + atlas.Redact(refusal.Detail, r.secrets())
-	}
+	said := atlasSaid(refusal.ErrorCode, refusal.Detail, r.secrets())
 	return inUse(codes.FailedPrecondition, fmt.Sprintf("Atlas refused to disable %s (%d %s)", r.provider.title, refusal.HTTPStatus, said), info, r.provider, users)
 }
 

@@ -101,25 +101,32 @@ func checkTarget(vs *violations, groupID string, cloud encryptionv1.CloudProvide
 	return p
 }
 
+// pageSize reads a list request's page_size: 0 means paging.DefaultSize,
+// more than paging.MaxSize means MaxSize, and a negative one is a
+// violation. asked reports whether the request named a size.
+func pageSize(vs *violations, n int32) (size int, asked bool) {
+	switch {
+	case n < 0:
+		vs.add("page_size", "pageSize must not be negative")
+	case n > 0:
+		return min(int(n), paging.MaxSize), true
+	}
+	return paging.DefaultSize, false
+}
+
 // ListPrivateEndpoints returns one page of a provider's private endpoints:
 // one Atlas call, whose pageNum and itemsPerPage the page token carries.
 func (s *Server) ListPrivateEndpoints(ctx context.Context, req *encryptionv1.ListPrivateEndpointsRequest) (*encryptionv1.ListPrivateEndpointsResponse, error) {
 	var vs violations
 	p := checkTarget(&vs, req.GetGroupId(), req.GetCloudProvider(), "", false)
-	page := paging.Page{Number: 1, Size: paging.DefaultSize}
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
-		vs.add("page_size", "pageSize must not be negative")
-	case size > 0:
-		page.Size = min(size, paging.MaxSize)
-	}
+	size, asked := pageSize(&vs, req.GetPageSize())
+	page := paging.Page{Number: 1, Size: size}
 	if token := req.GetPageToken(); token != "" {
 		next, err := paging.Parse(token)
 		switch {
 		case err != nil:
 			vs.add("page_token", "pageToken is "+err.Error())
-		case size > 0 && page.Size != next.Size:
+		case asked && page.Size != next.Size:
 			vs.add("page_size", fmt.Sprintf("pageSize must stay %d while paging with pageToken; to change it, start again without pageToken", next.Size))
 		default:
 			page = next
@@ -189,7 +196,7 @@ func (s *Server) CreatePrivateEndpoint(ctx context.Context, req *encryptionv1.Cr
 
 	unlock, err := s.groups.lock(ctx, groupID)
 	if err != nil {
-		return nil, lockError(ctx, groupID, err)
+		return nil, lockError(ctx, groupID)
 	}
 	defer unlock()
 	// The project's watchers read it again once the change is made.
@@ -218,7 +225,7 @@ func (s *Server) DeletePrivateEndpoint(ctx context.Context, req *encryptionv1.De
 	}
 	unlock, err := s.groups.lock(ctx, groupID)
 	if err != nil {
-		return nil, lockError(ctx, groupID, err)
+		return nil, lockError(ctx, groupID)
 	}
 	defer unlock()
 	// The project's watchers read it again once the change is made.
@@ -228,19 +235,19 @@ func (s *Server) DeletePrivateEndpoint(ctx context.Context, req *encryptionv1.De
 	}
 	key := endpointKey{groupID: groupID, provider: p, endpointID: id}
 	ep, err := s.atlas.GetPrivateEndpoint(ctx, groupID, p.cloud.String(), id)
+	var out *encryptionv1.PrivateEndpoint
 	switch {
 	case err == nil:
-		out := endpointToProto(ep, p)
-		s.endpoints.Push(key, out)
-		return out, nil
+		out = endpointToProto(ep, p)
 	case gone(err):
-		out := deleted(key)
-		s.endpoints.Push(key, out)
-		return out, nil
+		out = deleted(key)
+	default:
+		// Atlas accepted the deletion (204) but its state could not be
+		// read: DELETING is what the 204 means.
+		return &encryptionv1.PrivateEndpoint{Id: id, CloudProvider: p.cloud, Status: encryptionv1.PrivateEndpoint_DELETING}, nil
 	}
-	// Atlas accepted the deletion (204) but its state could not be read:
-	// DELETING is what the 204 means.
-	return &encryptionv1.PrivateEndpoint{Id: id, CloudProvider: p.cloud, Status: encryptionv1.PrivateEndpoint_DELETING}, nil
+	s.endpoints.Push(key, out)
+	return out, nil
 }
 
 // WatchPrivateEndpoint streams a private endpoint until it is ACTIVE,
@@ -285,17 +292,14 @@ func (s *Server) pollEndpoint(ctx context.Context, key endpointKey) (*encryption
 	switch {
 	case ctx.Err() != nil:
 		return nil, ctx.Err() // the last watcher left: not a failed poll
-	case gone(err):
-		s.observePoll(PollPrivateEndpoint, nil)
-	default:
-		s.observePoll(PollPrivateEndpoint, err)
-	}
-	switch {
 	case err == nil:
+		s.observePoll(PollPrivateEndpoint, nil)
 		return endpointToProto(ep, key.provider), nil
 	case gone(err):
+		s.observePoll(PollPrivateEndpoint, nil)
 		return deleted(key), nil
 	}
+	s.observePoll(PollPrivateEndpoint, err)
 	st := fromAtlas(ctx, err, key.groupID, key.provider, nil)
 	if c := status.Code(st); c == codes.Unavailable || c == codes.ResourceExhausted {
 		return nil, st

@@ -18,8 +18,9 @@ import (
 
 // This file is the provider table: everything the service knows about each
 // key provider, in one entry per provider. Nothing outside this file names a
-// provider or one of its fields; the rules (rules.go) and the translations
-// (translate.go) read the entries.
+// provider or a field of one provider (the fields every provider has,
+// enabled and role_id, are named where a shared rule needs them); the
+// rules (rules.go) and the translations (translate.go) read the entries.
 //
 // Adding a field to a provider means adding it to the .proto (request and
 // state messages, with Atlas's JSON name), regenerating, and adding its
@@ -64,7 +65,7 @@ type provider struct {
 	endpointRegions []string
 
 	// wire is how the provider's documents map onto Atlas's wire types;
-	// bind fills it from the descriptors and struct tags.
+	// bindWire fills it from the descriptors and struct tags (mustBind).
 	wire wireBinding
 }
 

@@ -310,11 +310,14 @@ func (r *request) fieldNames() []string {
 }
 
 // whole reports whether the request carries the provider's whole document
-// for one auth mode, with enabled=true: what Atlas needs to enable it.
+// for one auth mode, with enabled=true: what Atlas needs to enable it. It
+// is missingToEnable finding nothing, without building its messages: the
+// rules ask it on every update.
 func (r *request) whole() bool {
-	var vs violations
-	r.missingToEnable(&vs)
-	return len(vs.list) == 0
+	enabled, _ := r.enabled()
+	mode := r.mode()
+	lacks := func(n protoreflect.Name) bool { return !r.has(n) }
+	return enabled && mode != nil && !slices.ContainsFunc(r.provider.required, lacks) && !slices.ContainsFunc(mode, lacks)
 }
 
 // mode returns the auth mode the request uses: the first whose fields it

@@ -156,6 +156,9 @@ func New(client Atlas, opts ...Option) *Server {
 	for _, opt := range opts {
 		opt(&s.opts)
 	}
+	if s.opts.watchClock == nil {
+		s.opts.watchClock = watch.SystemClock()
+	}
 	key := s.opts.tokenKey
 	if len(key) == 0 {
 		key = make([]byte, 32)

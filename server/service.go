@@ -40,8 +40,8 @@ func (s *Server) GetEncryptionAtRest(ctx context.Context, req *encryptionv1.GetE
 // two round trips. A change of an Azure field that cannot change while the
 // provider has private endpoints (request.needsEndpoints) also lists those:
 // three. validate_only always reads the state and never writes; a
-// validate-only disable also reads the clusters, to predict Atlas's
-// refusal. A PATCH naming a role that Atlas cannot use yet is sent again
+// validate-only disable of an enabled provider also reads the clusters, to
+// predict Atlas's refusal. A PATCH naming a role that Atlas cannot use yet is sent again
 // while the role propagates (lifecycle.go); a disable Atlas refuses costs
 // one more GET, of the clusters, to name the ones that block it.
 //
@@ -58,7 +58,7 @@ func (s *Server) UpdateEncryptionAtRest(ctx context.Context, req *encryptionv1.U
 	}
 	unlock, err := s.groups.lock(ctx, r.groupID)
 	if err != nil {
-		return nil, lockError(ctx, r.groupID, err)
+		return nil, lockError(ctx, r.groupID)
 	}
 	l := &lease{unlock: unlock}
 	defer l.release()

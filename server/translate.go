@@ -20,14 +20,13 @@ import (
 // Atlas body, and nothing else is.
 
 // wireBinding maps one provider's messages onto its document in
-// atlas.EncryptionAtRest. newProvider builds it once, from the descriptors
-// and the wire types' JSON tags.
+// atlas.EncryptionAtRest. bindWire builds it once (mustBind, for the
+// provider table), from the descriptors and the wire types' JSON tags.
 type wireBinding struct {
-	doc    int                          // index in atlas.EncryptionAtRest of the document's pointer field
-	typ    reflect.Type                 // the document's struct type
-	byJSON map[string]int               // index of each document field, by JSON name
-	state  []stateField                 // the state message's fields and where Atlas's answer has them
-	fields map[protoreflect.Name]string // JSON name of each request field
+	doc    int            // index in atlas.EncryptionAtRest of the document's pointer field
+	typ    reflect.Type   // the document's struct type
+	byJSON map[string]int // index of each document field, by JSON name
+	state  []stateField   // the state message's fields and where Atlas's answer has them
 }
 
 // stateField is one field of a provider's state message and its place in
@@ -49,7 +48,7 @@ func jsonTag(f reflect.StructField) string {
 // on a field of either message that Atlas's wire type lacks, or whose type
 // differs.
 func bindWire(p *provider) (wireBinding, error) {
-	w := wireBinding{doc: -1, byJSON: map[string]int{}, fields: map[protoreflect.Name]string{}}
+	w := wireBinding{doc: -1, byJSON: map[string]int{}}
 	for i := range wireType.NumField() {
 		if f := wireType.Field(i); jsonTag(f) == p.atlas && f.Type.Kind() == reflect.Pointer {
 			w.doc, w.typ = i, f.Type.Elem()
@@ -78,7 +77,6 @@ func bindWire(p *provider) (wireBinding, error) {
 		if _, err := lookup(fds.Get(i)); err != nil {
 			return w, err
 		}
-		w.fields[fds.Get(i).Name()] = fds.Get(i).JSONName()
 	}
 	for fds, i := p.state.Fields(), 0; i < fds.Len(); i++ {
 		wi, err := lookup(fds.Get(i))
@@ -200,7 +198,7 @@ func (r *request) applied(current *atlas.EncryptionAtRest) *atlas.EncryptionAtRe
 		for _, m := range p.authModes {
 			if !slices.Equal(m, mode) {
 				for _, name := range m {
-					w.clear(doc, w.fields[name])
+					w.clear(doc, p.jsonName(name))
 				}
 			}
 		}
@@ -211,7 +209,7 @@ func (r *request) applied(current *atlas.EncryptionAtRest) *atlas.EncryptionAtRe
 		}
 	}
 	for _, name := range p.writeOnly {
-		w.clear(doc, w.fields[name])
+		w.clear(doc, p.jsonName(name))
 	}
 	return &next
 }

@@ -15,7 +15,7 @@ import (
 // positive limit answers at most that many items a page, whatever was
 // asked (EmulatorConfig.MaxItemsPerPage).
 func page[T any](req *apiRequest, items []T, limit int) (int, any) {
-	per, aerr := intParam(req.query, "itemsPerPage", 100, 1, atlas.MaxItemsPerPage)
+	per, aerr := intParam(req.query, "itemsPerPage", atlas.DefaultItemsPerPage, 1, atlas.MaxItemsPerPage)
 	if aerr != nil {
 		return aerr.Error, aerr
 	}

@@ -19,14 +19,16 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/encryptiond/encryptiond/atlas"
 )
 
 // Atlas's bounds of a page.
 const (
 	// DefaultSize is the page size when a request names none, as Atlas's.
-	DefaultSize = 100
+	DefaultSize = atlas.DefaultItemsPerPage
 	// MaxSize is the largest page Atlas serves.
-	MaxSize = 500
+	MaxSize = atlas.MaxItemsPerPage
 )
 
 // Page is one page of an Atlas list: Number from 1, Size items per page.

@@ -5,7 +5,8 @@
 //
 // Start with New and Registry.Watch:
 //
-//	r := watch.New(pollEndpoint, proto.Equal, watch.WithSchedule(watch.Backoff(time.Second, 30*time.Second)))
+//	equal := func(a, b *encryptionv1.PrivateEndpoint) bool { return proto.Equal(a, b) }
+//	r := watch.New(pollEndpoint, equal, watch.WithSchedule(watch.Backoff(time.Second, 30*time.Second)))
 //
 //	w := r.Watch(key)
 //	defer w.Stop()
