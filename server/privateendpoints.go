@@ -95,7 +95,7 @@ func checkTarget(vs *violations, groupID string, cloud encryptionv1.CloudProvide
 	case !p.hasEndpoints():
 		vs.add("cloud_provider", "Atlas offers no private endpoints for "+p.title)
 	}
-	if withID && !hex24.MatchString(endpointID) {
+	if withID && !IsAtlasID(endpointID) {
 		vs.add("endpoint_id", "endpointId must be the id of a private endpoint: 24 lowercase hexadecimal characters")
 	}
 	return p

@@ -329,12 +329,26 @@ func (p *provider) staticCredentials(current *atlas.EncryptionAtRest) bool {
 	return false
 }
 
+// IsAtlasID reports whether s is an Atlas object id (a project's, a Cloud
+// Provider Access role's, a private endpoint's): 24 lowercase hexadecimal
+// characters.
+func IsAtlasID(s string) bool {
+	if len(s) != 24 {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // fieldCheck returns what is wrong with a value, or "". The description
 // never quotes the value: it may be a secret.
 type fieldCheck func(string) string
 
 var (
-	hex24         = regexp.MustCompile(`^[a-f0-9]{24}$`)
 	uuid          = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	gcpKeyVersion = regexp.MustCompile(`^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+/cryptoKeyVersions/[^/]+$`)
 
@@ -371,7 +385,7 @@ func oneOf(values []string) fieldCheck {
 // roleIDCheck checks a Cloud Provider Access role id, and tells apart the
 // AWS IAM role ARN people often send in its place.
 func roleIDCheck(v string) string {
-	if hex24.MatchString(v) {
+	if IsAtlasID(v) {
 		return ""
 	}
 	if strings.HasPrefix(v, "arn:") {

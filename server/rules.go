@@ -395,7 +395,7 @@ func (p *provider) authAlternatives() string {
 
 // checkGroupID adds a violation unless id is an Atlas project id.
 func checkGroupID(vs *violations, id string) {
-	if !hex24.MatchString(id) {
+	if !IsAtlasID(id) {
 		vs.add("group_id", "groupId must be the Atlas project id: 24 lowercase hexadecimal characters, shown in Atlas › Project Settings (or by atlas projects list)")
 	}
 }

@@ -101,27 +101,15 @@ func UnaryServerInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {
 }
 
 // Write writes the audit record of mutation m requested by identity that
-// ended with err (nil on success). UnaryServerInterceptor calls it; it is
-// exported for layers that refuse a mutation before it reaches the gRPC
-// service and must still audit it.
+// ended with err (nil on success). UnaryServerInterceptor calls it.
 func Write(ctx context.Context, logger *slog.Logger, identity string, m server.Mutation, err error, took time.Duration) {
-	code := status.Code(err)
-	fields := m.Fields
-	if fields == nil {
-		fields = []string{}
-	}
-	attrs := []slog.Attr{
-		slog.Bool("audit", true),
-		slog.String("caller", identity),
-		slog.String("group_id", m.GroupID),
-		slog.String("provider", m.Provider),
-		slog.String("action", m.Action),
-		slog.Any("fields", fields),
-		slog.String("code", code.String()),
+	attrs := append([]slog.Attr{slog.Bool("audit", true)}, subject(identity, m)...)
+	attrs = append(attrs,
+		slog.String("code", status.Code(err).String()),
 		slog.String("outcome", Outcome(m, err)),
 		slog.Int("attempts", m.Attempts),
 		slog.Duration("duration", took),
-	}
+	)
 	if m.EndpointID != "" {
 		attrs = append(attrs, slog.String("endpoint_id", m.EndpointID))
 	}
@@ -134,21 +122,28 @@ func Write(ctx context.Context, logger *slog.Logger, identity string, m server.M
 // for nil), took counts from the call's start, and it has no code (the
 // caller's answer had one).
 func WriteLate(ctx context.Context, logger *slog.Logger, identity string, m server.Mutation, err error, took time.Duration) {
+	attrs := append([]slog.Attr{slog.Bool("audit", true), slog.Bool("late", true)}, subject(identity, m)...)
+	attrs = append(attrs,
+		slog.String("outcome", LateOutcome(err)),
+		slog.Duration("duration", took),
+	)
+	logger.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
+}
+
+// subject is what every record says of who asked for what: names, never a
+// value.
+func subject(identity string, m server.Mutation) []slog.Attr {
 	fields := m.Fields
 	if fields == nil {
 		fields = []string{}
 	}
-	logger.LogAttrs(ctx, slog.LevelInfo, "audit",
-		slog.Bool("audit", true),
-		slog.Bool("late", true),
+	return []slog.Attr{
 		slog.String("caller", identity),
 		slog.String("group_id", m.GroupID),
 		slog.String("provider", m.Provider),
 		slog.String("action", m.Action),
 		slog.Any("fields", fields),
-		slog.String("outcome", LateOutcome(err)),
-		slog.Duration("duration", took),
-	)
+	}
 }
 
 // LateOutcome classifies Atlas's answer err to a change whose caller had

@@ -77,7 +77,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -163,7 +162,7 @@ func burstOf(cfg Config) int {
 
 // Interceptor authenticates, rate-limits and authorizes calls of the
 // encryption service; install its Intercept method as a unary server
-// interceptor. Its policy can be replaced while it serves (SetPolicy): each
+// interceptor and its InterceptStream method as a stream one. Its policy can be replaced while it serves (SetPolicy): each
 // call is decided under one policy, the one in force when it arrived. It is
 // safe for concurrent use.
 type Interceptor struct {
@@ -314,8 +313,7 @@ func (i *Interceptor) decide(ctx context.Context, method string, req any) (conte
 		return nil, refusal(codes.PermissionDenied, failure.ReasonPermissionDenied, http.StatusForbidden, groupID,
 			fmt.Sprintf("method %s is not covered by the authorization policy", printable(method)))
 	case i.authenticate && id == caller.Anonymous:
-		return nil, refusal(codes.Unauthenticated, failure.ReasonUnauthenticated, http.StatusUnauthorized, groupID,
-			"a client certificate signed by the configured client CA is required")
+		return nil, Unauthenticated(groupID)
 	}
 	if i.buckets != nil {
 		key, who := rateKey(ctx, id)
@@ -369,6 +367,16 @@ func rateKey(ctx context.Context, id string) (key, who string) {
 }
 
 // refusal is a status refusing a call, with its ErrorInfo.
+// CertificateRequired is what a caller without a client certificate is
+// told, under mutual TLS.
+const CertificateRequired = "a client certificate signed by the configured client CA is required"
+
+// Unauthenticated is the refusal of a caller without a client certificate
+// (groupID: the project its request names, if any).
+func Unauthenticated(groupID string) error {
+	return refusal(codes.Unauthenticated, failure.ReasonUnauthenticated, http.StatusUnauthorized, groupID, CertificateRequired)
+}
+
 func refusal(code codes.Code, reason string, httpStatus int, groupID, msg string) error {
 	return failure.New(code, msg, serviceInfo(reason, httpStatus, groupID))
 }
@@ -379,19 +387,6 @@ func serviceInfo(reason string, httpStatus int, groupID string) failure.Info {
 
 // maxEcho bounds how much of a caller-supplied string a refusal repeats.
 const maxEcho = 128
-
-// truncate cuts s to at most maxEcho bytes without splitting a character:
-// status details must be valid UTF-8.
-func truncate(s string) string {
-	if len(s) <= maxEcho {
-		return s
-	}
-	cut := maxEcho
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
 
 // printable is s for a message: as it is when it is short and plainly
 // printable, else quoted and truncated.
@@ -406,5 +401,5 @@ func printable(s string) string {
 	if plain {
 		return s
 	}
-	return strconv.Quote(truncate(s))
+	return strconv.Quote(failure.Truncate(s, maxEcho))
 }

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	encryptionv1 "github.com/encryptiond/encryptiond/gen/atlas/encryption/v1"
+	"github.com/encryptiond/encryptiond/server"
 	"github.com/encryptiond/encryptiond/server/caller"
 	"github.com/encryptiond/encryptiond/server/failure"
 )
@@ -47,7 +48,7 @@ type fakeService struct {
 
 func (f *fakeService) answer(groupID string) (*encryptionv1.EncryptionAtRest, error) {
 	f.calls.Add(1)
-	if !validGroupID(groupID) {
+	if !server.IsAtlasID(groupID) {
 		return nil, status.Error(codes.InvalidArgument, "malformed group id")
 	}
 	return &encryptionv1.EncryptionAtRest{}, nil

@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/encryptiond/encryptiond/server"
 	"github.com/encryptiond/encryptiond/server/caller"
 )
 
@@ -261,11 +262,11 @@ func parseGroups(n *yaml.Node, where string) (groups, error) {
 		switch id := v.Value; {
 		case id == AllGroups:
 			g.all = true
-		case validGroupID(id):
+		case server.IsAtlasID(id):
 			g.ids = append(g.ids, id)
 		default:
 			hint := ""
-			if validGroupID(strings.ToLower(id)) {
+			if server.IsAtlasID(strings.ToLower(id)) {
 				hint = " (project ids are lowercase)"
 			}
 			return groups{}, policyError(v, "%s[%d]: %q is not a project id (24 lowercase hexadecimal characters) or \"*\"%s", where, i, id, hint)
@@ -306,20 +307,6 @@ func eachKey(n *yaml.Node, where string, known []string, f func(key string, v *y
 		}
 	}
 	return nil
-}
-
-// validGroupID reports whether s is an Atlas project id: 24 lowercase
-// hexadecimal characters.
-func validGroupID(s string) bool {
-	if len(s) != 24 {
-		return false
-	}
-	for i := range len(s) {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Allows reports whether the caller identity may perform action on the

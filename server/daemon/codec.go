@@ -52,12 +52,16 @@ func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.CodecV2.Unmarshal(data, v)
 	}
-	buf := data.Materialize()
-	if clash := oneofClash(buf, m.ProtoReflect().Descriptor(), "", 0); clash != "" {
+	// One contiguous view of the request: no copy when it arrived in one
+	// buffer, as it usually does.
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	clash := oneofClash(buf.ReadOnlyData(), m.ProtoReflect().Descriptor(), "", 0)
+	buf.Free()
+	if clash != "" {
 		mark(m, markOneof+clash)
 		return nil
 	}
-	if err := c.CodecV2.Unmarshal(mem.BufferSlice{mem.SliceBuffer(buf)}, v); err != nil {
+	if err := c.CodecV2.Unmarshal(data, v); err != nil {
 		mark(m, markUndecodable)
 	}
 	return nil
@@ -96,7 +100,7 @@ const maxOneofDepth = 8
 // members of a oneof. It returns "" otherwise, and for bytes that are not
 // valid protobuf (decoding says so).
 func oneofClash(b []byte, md protoreflect.MessageDescriptor, path string, depth int) string {
-	set := map[protoreflect.FullName]protoreflect.FieldDescriptor{}
+	var set map[protoreflect.FullName]protoreflect.FieldDescriptor // made at the first oneof member
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
@@ -116,6 +120,9 @@ func oneofClash(b []byte, md protoreflect.MessageDescriptor, path string, depth 
 		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
 			if first, ok := set[od.FullName()]; ok && first.Number() != fd.Number() {
 				return strings.Join([]string{path, first.JSONName(), fd.JSONName(), string(fd.Name())}, "|")
+			}
+			if set == nil {
+				set = map[protoreflect.FullName]protoreflect.FieldDescriptor{}
 			}
 			set[od.FullName()] = fd
 		}

@@ -9,7 +9,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -157,7 +156,7 @@ func parseMonitor(s string) (MonitorTargets, error) {
 	seen := map[string]bool{}
 	for _, id := range strings.Split(s, ",") {
 		id = strings.TrimSpace(id)
-		if !groupID.MatchString(id) {
+		if !server.IsAtlasID(id) {
 			return MonitorTargets{}, fmt.Errorf("want all, or Atlas project ids (24 lowercase hexadecimal characters) separated by commas; %q is not one", id)
 		}
 		if !seen[id] {
@@ -167,9 +166,6 @@ func parseMonitor(s string) (MonitorTargets, error) {
 	}
 	return t, nil
 }
-
-// groupID matches an Atlas project id.
-var groupID = regexp.MustCompile(`^[0-9a-f]{24}$`)
 
 // Addrs are the addresses the daemon listens on.
 type Addrs struct {

@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 
@@ -128,17 +126,9 @@ func missing(first, firstName, secondName string) string {
 // trailing newline ("\n" or "\r\n"). An empty value is an error. Errors
 // name the file, never its content.
 func readCredentialFile(path string) (string, error) {
-	f, err := os.Open(path)
+	data, err := readFile(path, maxCredentialFileSize)
 	if err != nil {
 		return "", err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxCredentialFileSize+1))
-	switch {
-	case err != nil:
-		return "", fmt.Errorf("reading %s: %w", path, err)
-	case len(data) > maxCredentialFileSize:
-		return "", fmt.Errorf("%s: larger than %d bytes", path, maxCredentialFileSize)
 	}
 	s := string(data)
 	if t, ok := strings.CutSuffix(s, "\n"); ok {

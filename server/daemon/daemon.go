@@ -7,8 +7,8 @@
 //
 //   - gRPC (grpc.go): the service, health (SERVING once ready, NOT_SERVING
 //     while stopping) and reflection from the commented source descriptors;
-//     interceptors for identity, logging, metrics, audit, authentication
-//     (mTLS) and panic recovery; keepalive and size limits. Two gRPC
+//     stats handlers for identity, logging and metrics; interceptors for
+//     audit, authorization and panic recovery; keepalive and size limits. Two gRPC
 //     servers with the same options: one for the public listener, one for
 //     the in-process connection of the REST gateway, so that shutdown can
 //     close the first while the second finishes the REST calls in flight.

@@ -85,8 +85,8 @@ func grpcServerOptions(logger *slog.Logger, metrics *telemetry.Metrics, public c
 // included), authorization (authz: authentication, rate limit, policy), the
 // refusal of a request the codec marked, undecodable or setting two members
 // of a oneof (codec.go), recovery again (innermost, so that the others see a
-// handler's panic as INTERNAL). Streaming calls (WatchPrivateEndpoint,
-// reflection, health Watch) get recovery, the cut, their end when shutdown
+// handler's panic as INTERNAL). Streaming calls (WatchEncryptionAtRest,
+// WatchPrivateEndpoint, reflection, health Watch) get recovery, the cut, their end when shutdown
 // begins (stopper.stream), authentication of reflection (mTLS only),
 // authorization of the service's streams (authz, as for unary calls), the
 // refusal of a marked request and recovery.

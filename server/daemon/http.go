@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/encryptiond/encryptiond/server/authz"
 	"github.com/encryptiond/encryptiond/server/gateway"
 	"github.com/encryptiond/encryptiond/server/telemetry"
 )
@@ -80,7 +81,7 @@ func newHTTPHandler(logger *slog.Logger, api http.Handler, reg *prometheus.Regis
 func requireClientCert(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || verifiedIdentity(r.TLS.VerifiedChains) == "" {
-			http.Error(w, "a client certificate signed by the configured client CA is required", http.StatusUnauthorized)
+			http.Error(w, authz.CertificateRequired, http.StatusUnauthorized)
 			return
 		}
 		next.ServeHTTP(w, r)

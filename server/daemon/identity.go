@@ -2,10 +2,10 @@ package daemon
 
 // How callers are identified, over gRPC and over REST.
 //
-// The gRPC server accepts connections from two listeners: the public TCP
-// listener (-grpc-addr) and an in-process, in-memory listener (bufconn) that
-// only the REST gateway of this process can dial. One grpc.Server serves
-// both, so every interceptor runs for gRPC and REST alike.
+// Two gRPC servers with the same options serve two listeners: the public
+// TCP listener (-grpc-addr) and an in-process, in-memory listener that only
+// the REST gateway of this process can dial. Every stats handler and
+// interceptor thus runs for gRPC and REST alike.
 //
 // Public connections are TLS (mutual TLS with -tls-client-ca) or plaintext,
 // as configured; a public caller's identity is its verified client
@@ -35,15 +35,14 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/encryptiond/encryptiond/server/authz"
 	"github.com/encryptiond/encryptiond/server/caller"
-	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 // callerMetadataKey carries a REST caller's verified identity from the
@@ -231,8 +230,7 @@ const healthMethodPrefix = "/grpc.health.v1.Health/"
 func requireAuthStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ok, _ := ss.Context().Value(authenticatedKey{}).(bool)
 	if !ok && !strings.HasPrefix(info.FullMethod, healthMethodPrefix) && !strings.HasPrefix(info.FullMethod, serviceMethodPrefix) {
-		return failure.New(codes.Unauthenticated, "a client certificate signed by the configured client CA is required",
-			failure.Info{Domain: failure.DomainService, Reason: failure.ReasonUnauthenticated, HTTPStatus: http.StatusUnauthorized})
+		return authz.Unauthenticated("")
 	}
 	return handler(srv, ss)
 }

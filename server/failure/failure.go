@@ -164,7 +164,7 @@ const maxMetadataValue = 128
 func (info Info) errorInfo() *errdetails.ErrorInfo {
 	md := make(map[string]string, 6)
 	if info.GroupID != "" {
-		md[KeyGroupID] = truncate(info.GroupID, maxMetadataValue)
+		md[KeyGroupID] = Truncate(info.GroupID, maxMetadataValue)
 	}
 	if info.Provider != "" {
 		md[KeyProvider] = info.Provider
@@ -261,9 +261,10 @@ func Parse(st *status.Status) Parsed {
 	return p
 }
 
-// truncate cuts s to at most n bytes without splitting a character, then
-// adds "…": status details must be valid UTF-8.
-func truncate(s string, n int) string {
+// Truncate cuts s to at most n bytes without splitting a character, then
+// adds "…": for a caller-supplied string repeated in a status detail or a
+// log record, which must stay short and valid UTF-8.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

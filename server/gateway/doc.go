@@ -8,8 +8,9 @@
 // daemon), passes the connection to New, and mounts the returned handler on
 // its HTTP server; OpenAPIHandler serves the API's
 // description beside it at /openapi.json. Because every REST call goes
-// through the client connection, every gRPC interceptor (authentication,
-// audit, logging, metrics, recovery) runs for REST as it does for gRPC.
+// through the client connection, every gRPC stats handler (identity,
+// logging, metrics) and interceptor (authorization, audit, recovery) runs
+// for REST as it does for gRPC.
 //
 // # Routes
 //
@@ -192,7 +193,7 @@
 // logs nothing of it), error_code when the answer is an error, envelope when
 // asked, and request_id when the client sent one. Never a body, a query
 // value or a credential header. Requests that do reach gRPC are also logged
-// (and audited) by the gRPC interceptors.
+// (and audited) by the gRPC server's stats handlers and interceptors.
 //
 // Only an answer that pretty or envelope rewrites is held in memory before
 // it is written. A stream's access record is written when it ends.

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/encryptiond/encryptiond/server/caller"
+	"github.com/encryptiond/encryptiond/server/failure"
 )
 
 // Calls is a gRPC stats.Handler that logs and counts every call the server
@@ -144,7 +145,7 @@ func logCall(ctx context.Context, logger *slog.Logger, method string, took time.
 		slog.Duration("duration", took),
 	)
 	if hasGroup {
-		attrs = append(attrs, slog.String("group_id", truncate(groupID, 256)))
+		attrs = append(attrs, slog.String("group_id", failure.Truncate(groupID, 256)))
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		attrs = append(attrs, slog.String("peer", p.Addr.String()))
@@ -154,7 +155,7 @@ func logCall(ctx context.Context, logger *slog.Logger, method string, took time.
 	// it arrives: its leading entries, and all of it on a direct gRPC call,
 	// are whatever the caller chose to send.
 	if addr := caller.ForwardedFor(ctx); addr != "" {
-		attrs = append(attrs, slog.String("forwarded_for", truncate(addr, 256)))
+		attrs = append(attrs, slog.String("forwarded_for", failure.Truncate(addr, 256)))
 	}
 	attrs = append(attrs, slog.String("caller", caller.FromContext(ctx)))
 	if err != nil {
