@@ -8,13 +8,16 @@ import "strings"
 // then adds "did you mean …?". It returns a candidate, never got, so a
 // suggestion quotes nothing the caller sent.
 func Suggest(got string, candidates []string) (string, bool) {
-	norm := func(s string) string {
-		return strings.ToUpper(strings.NewReplacer("_", "", "-", "", ".", "", " ", "").Replace(s))
-	}
+	want := normalize(got)
 	for _, c := range candidates {
-		if c != got && norm(c) == norm(got) {
+		if c != got && normalize(c) == want {
 			return c, true
 		}
 	}
 	return "", false
 }
+
+// separators are what Suggest ignores besides case.
+var separators = strings.NewReplacer("_", "", "-", "", ".", "", " ", "")
+
+func normalize(s string) string { return strings.ToUpper(separators.Replace(s)) }

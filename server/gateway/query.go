@@ -63,11 +63,7 @@ func (rs *routes) checkQuery(r *http.Request, rt *route) (checkedQuery, *refusal
 			message:    "The query string is malformed: check its escapes (%XX).",
 		}
 	}
-	allowed := slices.Clone(rt.query)
-	if !rt.stream {
-		allowed = append(allowed, paramEnvelope, paramPretty)
-	}
-	slices.Sort(allowed)
+	allowed := rt.allowed
 	names := make([]string, 0, len(values))
 	for name := range values {
 		names = append(names, name)

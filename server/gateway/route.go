@@ -36,6 +36,13 @@ type route struct {
 	queryFields map[string]protoreflect.FieldDescriptor
 	// pathFields are the request fields the path fills, by variable name.
 	pathFields map[string]protoreflect.FieldDescriptor
+	// allowed are the query parameters the route takes, pretty and
+	// envelope included but on a stream, sorted: query and the format
+	// parameters, as checkQuery accepts them.
+	allowed []string
+	// enumPaths are the path variables that are enums, sorted: the ones
+	// checkPath checks.
+	enumPaths []string
 	// stream marks a server-streaming RPC: its answer is newline-delimited
 	// JSON, written as it comes.
 	stream bool
@@ -144,6 +151,17 @@ func newRoute(sd protoreflect.ServiceDescriptor, m protoreflect.MethodDescriptor
 			return nil, err
 		}
 	}
+	rt.allowed = slices.Clone(rt.query)
+	if !rt.stream {
+		rt.allowed = append(rt.allowed, paramEnvelope, paramPretty)
+	}
+	slices.Sort(rt.allowed)
+	for name, fd := range rt.pathFields {
+		if fd.Kind() == protoreflect.EnumKind {
+			rt.enumPaths = append(rt.enumPaths, name)
+		}
+	}
+	slices.Sort(rt.enumPaths)
 	return rt, nil
 }
 
@@ -235,17 +253,9 @@ func (rs *routes) fallback() *route {
 // spelled as the enum's value names, the way Atlas spells them: not as
 // numbers, not as the zero value, which means none.
 func checkPath(rt *route, pathParams map[string]string) *refusal {
-	names := make([]string, 0, len(rt.pathFields))
-	for name := range rt.pathFields {
-		names = append(names, name)
-	}
-	slices.Sort(names)
 	var bad []violation
-	for _, name := range names {
+	for _, name := range rt.enumPaths {
 		fd := rt.pathFields[name]
-		if fd.Kind() != protoreflect.EnumKind {
-			continue
-		}
 		values := fd.Enum().Values()
 		if v := values.ByName(protoreflect.Name(pathParams[name])); v != nil && v.Number() != 0 {
 			continue
