@@ -8,9 +8,9 @@ GO        ?= go
 TOOL      := $(GO) tool -modfile=tools/go.mod
 BUF       := $(TOOL) buf
 PROTODEPS := .build/protodeps
-# The API imports only google/api/annotations.proto, which imports
-# google/api/http.proto; both come from grpc-gateway v1's third_party copy of
-# googleapis. Nothing third-party is committed. The OpenAPI metadata is in
+# The API imports google/api/annotations.proto (and through it
+# google/api/http.proto) and google/rpc/status.proto; all come from
+# grpc-gateway v1's third_party copy of googleapis. Nothing third-party is committed. The OpenAPI metadata is in
 # proto/openapiv2.yaml, so no openapiv2 option .proto is needed.
 GATEWAY_V1 := github.com/grpc-ecosystem/grpc-gateway@v1.16.0
 

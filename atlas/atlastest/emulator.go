@@ -249,6 +249,20 @@ func (e *Emulator) Configure(groupID string, update atlas.EncryptionAtRest) erro
 	return nil
 }
 
+// Plus returns the counters of s and o together, for a run that adds up
+// the counters of several emulators or intervals.
+func (s EmulatorStats) Plus(o EmulatorStats) EmulatorStats {
+	s.Requests += o.Requests
+	s.Challenges += o.Challenges
+	s.StaleNonces += o.StaleNonces
+	s.Unauthorized += o.Unauthorized
+	s.Gets += o.Gets
+	s.Patches += o.Patches
+	s.Tokens += o.Tokens
+	s.Faults += o.Faults
+	return s
+}
+
 // Stats returns the counters.
 func (e *Emulator) Stats() EmulatorStats {
 	e.mu.Lock()

@@ -295,18 +295,6 @@ func (b *bench) watch10000(ctx context.Context) error {
 	return nil
 }
 
-// startPeakRSS samples the RSS of pid (see sampleRSS) until the function
-// it returns is first called, which returns the peak; later calls return
-// it again.
-func startPeakRSS(ctx context.Context, pid int) func() int64 {
-	ctx, cancel := context.WithCancel(ctx)
-	peak := sampleRSS(ctx, pid)
-	return sync.OnceValue(func() int64 {
-		cancel()
-		return <-peak
-	})
-}
-
 func errSuffix(err error) string {
 	if err == nil {
 		return ""

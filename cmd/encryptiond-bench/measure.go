@@ -7,10 +7,23 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/encryptiond/encryptiond/cmd/internal/procs"
 )
+
+// startPeakRSS samples the RSS of pid (see sampleRSS) until the function
+// it returns is first called, which returns the peak; later calls return
+// it again.
+func startPeakRSS(ctx context.Context, pid int) func() int64 {
+	ctx, cancel := context.WithCancel(ctx)
+	peak := sampleRSS(ctx, pid)
+	return sync.OnceValue(func() int64 {
+		cancel()
+		return <-peak
+	})
+}
 
 // sampleRSS records the largest VmRSS of pid seen every 50 ms until ctx ends.
 func sampleRSS(ctx context.Context, pid int) <-chan int64 {

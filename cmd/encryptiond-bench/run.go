@@ -76,7 +76,7 @@ func parseFlags(args []string, w io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("encryptiond-bench", flag.ContinueOnError)
 	fs.SetOutput(w)
-	fs.StringVar(&c.bin, "bin", ".build/bench", "`directory` holding atlas-emulator, encryptiond and ghz")
+	fs.StringVar(&c.bin, "bin", ".build/bench", "`directory` holding atlas-emulator, encryptiond, encryptiond-bench and ghz")
 	fs.StringVar(&c.out, "out", "BENCH.md", "Markdown `file` whose generated section is replaced; empty prints only")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of each throughput and latency load run")
 	fs.IntVar(&c.daemonCPUs, "daemon-cpus", 1, "GOMAXPROCS of the daemon and the reference proxy, as in a container limited to `N` CPUs; 0 leaves Go's default (every core)")
@@ -786,16 +786,14 @@ func (b *bench) memory1000(ctx context.Context) error {
 		return err
 	}
 	defer b.emu.SetLatency(context.WithoutCancel(ctx), 0)
-	sctx, stop := context.WithCancel(ctx)
-	peak := sampleRSS(sctx, b.d.Proc.PID())
+	peakRSS := startPeakRSS(ctx, b.d.Proc.PID())
 	var r loadResult
 	s, err := b.measure(ctx, func() error {
 		var err error
 		r, err = runGHZ(ctx, filepath.Join(b.cfg.bin, "ghz"), b.d.GRPCAddr, b.ghzPool, 1000, 20, 0, b.cfg.duration)
 		return err
 	})
-	stop()
-	rss := <-peak
+	rss := peakRSS()
 	if err != nil {
 		return err
 	}
@@ -814,10 +812,7 @@ type phase struct {
 
 // add returns the costs of p and o together (the counters the steps read).
 func (p phase) add(o phase) phase {
-	p.Requests += o.Requests
-	p.Gets += o.Gets
-	p.Patches += o.Patches
-	p.Challenges += o.Challenges
+	p.EmulatorStats = p.EmulatorStats.Plus(o.EmulatorStats)
 	p.daemonCPU += o.daemonCPU
 	p.refCPU += o.refCPU
 	p.emuCPU += o.emuCPU
@@ -923,8 +918,7 @@ func (b *bench) alternate(ctx context.Context, runs ...*goRun) error {
 
 // accumulate adds a load run's counters to the steady-state totals.
 func (b *bench) accumulate(s phase) {
-	b.steady.Requests += s.Requests
-	b.steady.Challenges += s.Challenges
+	b.steady = b.steady.Plus(s.EmulatorStats)
 }
 
 // addChallengeRow judges the digest challenges the load runs met, once

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/encryptiond/encryptiond/atlas"
 	"github.com/encryptiond/encryptiond/atlas/atlastest"
 	"github.com/encryptiond/encryptiond/cmd/internal/procs"
 	"github.com/encryptiond/encryptiond/server/failure"
@@ -39,11 +40,11 @@ const (
 	chaosDown            = time.Second
 	chaosLatency         = 2 * time.Second
 	chaosShutdownTimeout = time.Second
-	// retryBudget is the daemon's -atlas-retry-max-elapsed (its default):
-	// how long after the emulator is back a call may still fail for its
-	// absence.
-	retryBudget = 10 * time.Second
 )
+
+// retryBudget is the daemon's -atlas-retry-max-elapsed (its default): how
+// long after the emulator is back a call may still fail for its absence.
+var retryBudget = atlas.DefaultRetryPolicy().MaxElapsed
 
 // chaos runs the events above against the children of a run and keeps
 // what it did.
@@ -188,7 +189,7 @@ func (c *chaos) restartEmulator(ctx context.Context) error {
 		err = c.emu.SetFaultRate(ctx, c.cfg.faultRate, c.cfg.statuses)
 	}
 	c.update(func(n *chaosCounts) {
-		c.emuStats = addStats(c.emuStats, st)
+		c.emuStats = c.emuStats.Plus(st)
 		if exit == nil {
 			n.emulatorCleanExits++
 		} else {
@@ -346,17 +347,4 @@ func (c *chaos) snapshot() (chaosCounts, []chaosWindow, atlastest.EmulatorStats)
 	counts.inFlightAtStop = slices.Clone(c.counts.inFlightAtStop)
 	counts.failures = slices.Clone(c.counts.failures)
 	return counts, slices.Clone(c.windows), c.emuStats
-}
-
-// addStats adds the emulator counters b to a.
-func addStats(a, b atlastest.EmulatorStats) atlastest.EmulatorStats {
-	a.Requests += b.Requests
-	a.Challenges += b.Challenges
-	a.StaleNonces += b.StaleNonces
-	a.Unauthorized += b.Unauthorized
-	a.Gets += b.Gets
-	a.Patches += b.Patches
-	a.Tokens += b.Tokens
-	a.Faults += b.Faults
-	return a
 }

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/encryptiond/encryptiond/cmd/internal/procs"
 	"github.com/encryptiond/encryptiond/server"
 	"github.com/encryptiond/encryptiond/server/audit"
 	"github.com/encryptiond/encryptiond/server/failure"
@@ -217,24 +216,14 @@ type auditRecord struct {
 // readAudit reads the audit records from the daemon's logs, in order.
 func readAudit(paths []string) ([]auditRecord, error) {
 	var out []auditRecord
-	for _, path := range paths {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
+	err := procs.ScanLines(paths, func(line []byte) {
+		var r auditRecord
+		if json.Unmarshal(line, &r) == nil && r.Audit {
+			out = append(out, r)
 		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var r auditRecord
-			if json.Unmarshal(sc.Bytes(), &r) == nil && r.Audit {
-				out = append(out, r)
-			}
-		}
-		err = sc.Err()
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

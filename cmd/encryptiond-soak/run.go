@@ -179,7 +179,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		changes := l.ledger.all()
 		c.setLateBy(changes)
 		res.chaos = newChaosResults(c, account(changes, records, states), emu.Proc.Err())
-		res.emulator = addStats(res.chaos.emulator, res.emulator)
+		res.emulator = res.chaos.emulator.Plus(res.emulator)
 		section, heading, text = "chaos", "### Chaos", res.chaosMarkdown(cfg)
 	}
 	fmt.Fprintln(stdout)

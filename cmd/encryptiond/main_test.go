@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -272,22 +271,18 @@ func (b binaries) call(t *testing.T, p *proc, method, request string) map[string
 // rest sends an HTTP request and returns the status and body.
 func rest(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
+	return restOK(t, &http.Client{Timeout: 30 * time.Second}, method, url, body)
+}
+
+// restOK is restDo for a request that must reach the server: a transport
+// failure fails the test.
+func restOK(t *testing.T, c *http.Client, method, url, body string) (int, string) {
+	t.Helper()
+	code, b := restDo(t, c, method, url, body)
+	if code == 0 {
+		t.Fatalf("%s %s: %s", method, url, b)
 	}
-	req, err := http.NewRequestWithContext(t.Context(), method, url, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return code, b
 }
 
 func decode(t *testing.T, s string) map[string]any {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -227,19 +226,7 @@ func TestBinaryRotation(t *testing.T) {
 	base := "https://" + p.httpAD + "/v1/groups/" + e2eGroup + "/encryptionAtRest"
 	do := func(method, url, body string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, url, err)
-		}
-		defer resp.Body.Close()
-		var b bytes.Buffer
-		b.ReadFrom(resp.Body)
-		return resp.StatusCode, b.String()
+		return restOK(t, client, method, url, body)
 	}
 	const validate = `{"awsKms": {"enabled": true, "customerMasterKeyID": "k", "region": "US_EAST_1", "roleId": "64b6e34b3d91647abb20e7b9"}}`
 	served := func() *big.Int {

@@ -24,8 +24,9 @@ const (
 
 // Harness starts the children of one driver run.
 type Harness struct {
-	// Bin is the directory holding the encryptiond and atlas-emulator
-	// binaries. Required.
+	// Bin is the directory holding the binaries the harness starts
+	// (encryptiond, atlas-emulator, and any other a driver Starts).
+	// Required.
 	Bin string
 	// Dir is the directory that receives each child's output, as
 	// Dir/<name>.log (<name>-2.log and on for later children of the same
@@ -172,34 +173,38 @@ func (p *Proc) Err() error {
 // listener so): a run with any is suspect whatever its numbers.
 func (p *Proc) ErrorRecords() (int, error) {
 	n := 0
-	for _, path := range p.LogPaths() {
-		k, err := errorRecords(path)
-		if err != nil {
-			return n, err
-		}
-		n += k
-	}
-	return n, nil
-}
-
-func errorRecords(path string) (int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
+	err := ScanLines(p.LogPaths(), func(line []byte) {
 		var rec struct {
 			Level string `json:"level"`
 		}
-		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Level == "ERROR" {
+		if json.Unmarshal(line, &rec) == nil && rec.Level == "ERROR" {
 			n++
 		}
+	})
+	return n, err
+}
+
+// ScanLines calls f with each line of the files at paths, in order: the
+// output of a process's incarnations, a JSON log record a line (lines up
+// to 1 MiB). Its errors name the file.
+func ScanLines(paths []string, f func(line []byte)) error {
+	for _, path := range paths {
+		file, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		sc := bufio.NewScanner(file)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			f(sc.Bytes())
+		}
+		err = sc.Err()
+		file.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 	}
-	return n, sc.Err()
+	return nil
 }
 
 // Stop sends the current incarnation SIGTERM, waits up to the harness's
