@@ -48,7 +48,7 @@ const (
 // jitter, up to the watch interval.
 const pollRetry = time.Second
 
-// What a poll reads, as PollObserver names it.
+// What a poll reads, as WithPollObserver names it.
 const (
 	PollEncryptionAtRest = "encryption_at_rest"
 	PollPrivateEndpoint  = "private_endpoint"
